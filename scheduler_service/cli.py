@@ -1,0 +1,183 @@
+"""The ``scheduler-service`` command line: one console script, one subcommand per role."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .config import load_settings
+from .errors import ConfigError, PluginLoadError
+from .logs import configure_logging
+
+logger = logging.getLogger(__name__)
+
+#: Exit code when the configuration is invalid.
+EXIT_CONFIG = 2
+#: Exit code when a plugin fails to load.
+EXIT_PLUGIN = 3
+
+
+def _settings():
+    """Load and validate settings, or exit with every problem named."""
+    try:
+        settings = load_settings()
+    except ConfigError as e:
+        click.echo(f"scheduler-service: {e}", err=True)
+        sys.exit(EXIT_CONFIG)
+    configure_logging(settings)
+    return settings
+
+
+def _registry():
+    from .plugins import load_registry
+
+    try:
+        return load_registry()
+    except PluginLoadError as e:
+        click.echo(f"scheduler-service: plugin error: {e}", err=True)
+        logger.error("plugin error: %s", e)
+        sys.exit(EXIT_PLUGIN)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="scheduler-service")
+def cli():
+    """The scheduler service: durable timers, cron sweeps and job workers for campaigns.
+
+    Configuration comes from environment variables (see docs/configuration.rst).
+    """
+
+
+@cli.command()
+@click.option("--host", default=None, help="Interface to bind (default: HOST).")
+@click.option("--port", type=int, default=None, help="Port to bind (default: PORT, 9266).")
+@click.option("--workers", type=int, default=2, show_default=True, help="gunicorn worker processes.")
+@click.option("--threads", type=int, default=8, show_default=True, help="Threads per worker.")
+def web(host, port, workers, threads):
+    """Serve the HTTP API: /health, /metrics, /api/v1 and /admin/queues (gunicorn)."""
+    settings = _settings()
+    registry = _registry()
+    from .webserver import serve
+
+    serve(settings, registry, host or settings.host, port or settings.port, workers, threads)
+
+
+@cli.command()
+@click.option("--processes", "-p", type=int, default=None,
+              help="Worker processes (default: QUEUE_PROCESSES).")
+@click.option("--threads", "-t", type=int, default=None,
+              help="Threads per process (default: QUEUE_CONCURRENCY).")
+@click.option("--queues", "-Q", multiple=True, help="Consume only these queues (repeatable).")
+def worker(processes, threads, queues):
+    """Run Dramatiq worker processes that execute the jobs of every plugin."""
+    settings = _settings()
+    _registry()  # fail fast, in the parent, on a broken plugin
+    import dramatiq.cli
+
+    argv = [
+        "scheduler_service.worker_boot:boot",
+        "--processes", str(processes or settings.queue_processes),
+        "--threads", str(threads or settings.queue_concurrency),
+        "--skip-logging",
+        "--worker-shutdown-timeout", "30000",
+    ]
+    if queues:
+        argv += ["--queues", *queues]
+    args = dramatiq.cli.make_argument_parser().parse_args(argv)
+    logger.info("starting %s worker process(es) x %s thread(s)", args.processes, args.threads)
+    sys.exit(dramatiq.cli.main(args))
+
+
+def _run_group(settings, env, extra=None):
+    from .supervisor import Supervisor, self_command
+
+    commands = {
+        "web": self_command("web"),
+        "worker": self_command("worker"),
+        **(extra or {}),
+    }
+    return Supervisor(commands, env=env).run()
+
+
+@cli.command()
+def run():
+    """Run web and worker together as one process group (single machine).
+
+    SIGINT or SIGTERM stops every process; if one dies, the others are stopped too.
+    """
+    settings = _settings()
+    _registry()
+    sys.exit(_run_group(settings, env=None))
+
+
+@cli.command()
+def dev():
+    """Development stack: an embedded Redis (unless REDIS_URL is set), then `run`.
+
+    Data is kept under DATA_DIR (default .data/). Every URL is printed at start.
+    """
+    settings = _settings()
+    _registry()
+    from .embedded_redis import EmbeddedRedis
+
+    env = dict(os.environ)
+    env.setdefault("SCHEDULER_ENV", settings.env)
+    embedded = None
+    if not settings.redis_url_explicit:
+        embedded = EmbeddedRedis(Path(settings.data_dir) / "redis", persist=True).start()
+        env["REDIS_URL"] = embedded.url
+    redis_url = env.get("REDIS_URL", settings.redis_url)
+    base = f"http://127.0.0.1:{settings.port}"
+    click.echo("\n".join([
+        "scheduler-service dev is starting:",
+        f"  health      {base}/health",
+        f"  metrics     {base}/metrics",
+        f"  dashboard   {base}/admin/queues/",
+        f"  redis       {redis_url}" + ("  (embedded, data in %s)" % embedded.data_dir if embedded else ""),
+        "Press Ctrl-C to stop everything.",
+    ]), err=True)
+    try:
+        code = _run_group(settings, env=env)
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    sys.exit(code)
+
+
+@cli.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def plugins_command(as_json):
+    """List the loaded plugins and the job types, sweeps and reactions they register."""
+    _settings()
+    registry = _registry()
+    data = {
+        "plugins": dict(registry.plugins),
+        "jobTypes": {
+            name: {"plugin": jt.plugin, "priority": jt.priority, "maxRetries": jt.max_retries,
+                   "timeLimitMs": jt.time_limit_ms, "description": jt.description}
+            for name, jt in sorted(registry.job_types.items())
+        },
+        "sweeps": {name: {"plugin": s.plugin, "cron": s.cron, "envVar": s.env_var}
+                   for name, s in sorted(registry.sweeps.items())},
+        "reactions": [{"name": r.name, "event": r.event, "plugin": r.plugin} for r in registry.reactions],
+    }
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    click.echo("plugins:")
+    for name, dist in data["plugins"].items():
+        click.echo(f"  {name:20} {dist}")
+    click.echo("job types:")
+    for name, jt in data["jobTypes"].items():
+        click.echo(f"  {name:32} plugin={jt['plugin']} priority={jt['priority']}")
+
+
+def main():
+    """Console-script entry point."""
+    cli(prog_name="scheduler-service")

@@ -1,0 +1,290 @@
+"""Settings: read once from the environment at start-up, validated, then frozen.
+
+Nothing else in the service reads ``os.environ``. Every variable is declared once in
+:data:`FIELDS` with its parser, default and whether it is a secret; the documentation
+page ``docs/configuration.rst`` is checked against this table by the tests.
+
+A missing or invalid value never stops at the first problem: :func:`load_settings`
+collects every problem and raises one :class:`~scheduler_service.errors.ConfigError`
+naming each variable and why. Secret values never appear in those messages.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Callable, Mapping
+from urllib.parse import urlsplit
+
+from .errors import ConfigError
+
+ENVIRONMENTS = ("development", "production", "test")
+
+#: Port of the web process (the original service used 9266).
+DEFAULT_PORT = 9266
+#: Redis used when ``REDIS_URL`` is unset outside production.
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+#: Endpoint of the main campaign API.
+DEFAULT_API_URL = "http://localhost:9264/graphql"
+#: Service-account key accepted by the reference API outside production.
+DEFAULT_DEV_API_KEY = "dev-key"
+
+
+class _Invalid(ValueError):
+    """A parser's complaint; the message completes "NAME must be ..."."""
+
+
+def _int(minimum=None, maximum=None):
+    def parse(raw: str) -> int:
+        bounds = _bounds_text(minimum, maximum)
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise _Invalid(f"must be an integer{bounds}") from None
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            raise _Invalid(f"must be an integer{bounds}")
+        return value
+
+    return parse
+
+
+def _bounds_text(minimum, maximum):
+    if minimum is not None and maximum is not None:
+        return f" from {minimum} to {maximum}"
+    if minimum is not None:
+        return f" >= {minimum}"
+    if maximum is not None:
+        return f" <= {maximum}"
+    return ""
+
+
+def _choice(*choices):
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in choices:
+            raise _Invalid(f"must be one of {', '.join(choices)}")
+        return value
+
+    return parse
+
+
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise _Invalid("must be a boolean (true/false)")
+
+
+def _url(*schemes):
+    def parse(raw: str) -> str:
+        value = raw.strip()
+        parts = urlsplit(value)
+        if parts.scheme not in schemes or not (parts.netloc or parts.path):
+            raise _Invalid(f"must be a URL with scheme {' or '.join(schemes)}")
+        return value
+
+    return parse
+
+
+def _text(raw: str) -> str:
+    value = raw.strip()
+    if not value:
+        raise _Invalid("must not be empty")
+    return value
+
+
+def _log_level(raw: str) -> str:
+    value = raw.strip().upper()
+    if value == "WARN":
+        value = "WARNING"
+    if value not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise _Invalid("must be one of debug, info, warning, error, critical")
+    return value
+
+
+@dataclass(frozen=True)
+class Field:
+    """One environment variable: its attribute, parser, default and documentation."""
+
+    env: str
+    attr: str
+    parse: Callable[[str], Any]
+    default: Any
+    doc: str
+    secret: bool = False
+
+
+#: Every environment variable the service reads, in documentation order.
+FIELDS: tuple[Field, ...] = (
+    Field("SCHEDULER_ENV", "env", _choice(*ENVIRONMENTS), "development",
+          "development, production or test; production makes secrets mandatory."),
+    Field("HOST", "host", _text, "0.0.0.0", "Interface the web process binds."),
+    Field("PORT", "port", _int(1, 65535), DEFAULT_PORT, "Port of the web process."),
+    Field("REDIS_URL", "redis_url", _url("redis", "rediss", "unix"), None,
+          "Redis holding queues, timers and job records. Required in production; "
+          "elsewhere defaults to redis://localhost:6379/0, and `dev` starts an embedded Redis."),
+    Field("REDIS_NAMESPACE", "redis_namespace", _text, "scheduler",
+          "Prefix of every Redis key the service writes (queues included)."),
+    Field("API_URL", "api_url", _url("http", "https"), DEFAULT_API_URL,
+          "GraphQL endpoint of the main campaign API."),
+    Field("API_SERVICE_ACCOUNT_TOKEN", "api_token", _text, None,
+          "Service-account credential for the main API. Required in production; "
+          "defaults to dev-key elsewhere.", secret=True),
+    Field("API_AUTH_SCHEME", "api_auth_scheme", _choice("api-key", "bearer"), "api-key",
+          "Send the token as an x-api-key header or as Authorization: Bearer."),
+    Field("API_REQUEST_TIMEOUT_MS", "api_request_timeout_ms", _int(1), 10000,
+          "Timeout of each HTTP call to the main API."),
+    Field("API_MAX_RETRIES", "api_max_retries", _int(0, 20), 3,
+          "Retries of a transient API failure within one call."),
+    Field("API_CIRCUIT_BREAKER_THRESHOLD", "api_breaker_threshold", _int(1), 5,
+          "Consecutive transient failures that open the circuit breaker."),
+    Field("API_CIRCUIT_BREAKER_DURATION_MS", "api_breaker_duration_ms", _int(1), 30000,
+          "How long the breaker stays open before a trial call."),
+    Field("API_RATE_LIMIT_PER_SECOND", "api_rate_limit_per_second", _int(0), 50,
+          "Client-side limit of API calls per second per process; 0 turns it off."),
+    Field("API_CACHE_TTL_S", "api_cache_ttl_s", _int(0), 300,
+          "Lifetime of cached campaigns and effect definitions; 0 turns caching off."),
+    Field("QUEUE_MAX_RETRIES", "queue_max_retries", _int(0, 100), 3,
+          "Retries of a failing job before it is dead-lettered (job types may override)."),
+    Field("QUEUE_RETRY_BACKOFF_MS", "queue_retry_backoff_ms", _int(1), 5000,
+          "First retry delay; each further retry doubles it (with jitter)."),
+    Field("QUEUE_MAX_BACKOFF_MS", "queue_max_backoff_ms", _int(1), 3600000,
+          "Upper bound of a retry delay."),
+    Field("QUEUE_CONCURRENCY", "queue_concurrency", _int(1, 256), 5,
+          "Worker threads per worker process."),
+    Field("QUEUE_PROCESSES", "queue_processes", _int(1, 64), 1,
+          "Worker processes started by `scheduler-service worker`."),
+    Field("QUEUE_HEARTBEAT_TIMEOUT_MS", "queue_heartbeat_timeout_ms", _int(1000), 60000,
+          "How long a silent worker keeps its unacknowledged jobs before they are redelivered."),
+    Field("QUEUE_DEAD_LETTER_TTL_MS", "queue_dead_letter_ttl_ms", _int(1000), 7 * 86400 * 1000,
+          "How long a dead-lettered job is kept."),
+    Field("JOB_TIME_LIMIT_MS", "job_time_limit_ms", _int(1000), 600000,
+          "Default time limit of one job attempt (job types may override)."),
+    Field("LOG_LEVEL", "log_level", _log_level, "INFO", "debug, info, warning, error or critical."),
+    Field("LOG_FORMAT", "log_format", _choice("json", "text"), "json",
+          "json: one JSON object a line; text: for people at a terminal."),
+    Field("EVENT_EXPIRATION_GRACE_MINUTES", "event_expiration_grace_minutes", _int(0), 5,
+          "World-time minutes an event may be overdue before it is expired."),
+    Field("ADMIN_DASHBOARD_ENABLED", "admin_dashboard_enabled", _bool, None,
+          "Serve the queue dashboard at /admin/queues. Defaults to true outside production, "
+          "false in production."),
+    Field("ADMIN_DASHBOARD_USER", "admin_dashboard_user", _text, None,
+          "Basic-auth user of the dashboard; required with the password in production."),
+    Field("ADMIN_DASHBOARD_PASSWORD", "admin_dashboard_password", _text, None,
+          "Basic-auth password of the dashboard.", secret=True),
+    Field("DATA_DIR", "data_dir", _text, ".data",
+          "Where `dev` keeps the embedded Redis and the reference API's database."),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated configuration; build it with :func:`load_settings`."""
+
+    env: str = "development"
+    host: str = "0.0.0.0"
+    port: int = DEFAULT_PORT
+    redis_url: str = DEFAULT_REDIS_URL
+    redis_url_explicit: bool = False
+    redis_namespace: str = "scheduler"
+    api_url: str = DEFAULT_API_URL
+    api_token: str = field(default=DEFAULT_DEV_API_KEY, repr=False)
+    api_auth_scheme: str = "api-key"
+    api_request_timeout_ms: int = 10000
+    api_max_retries: int = 3
+    api_breaker_threshold: int = 5
+    api_breaker_duration_ms: int = 30000
+    api_rate_limit_per_second: int = 50
+    api_cache_ttl_s: int = 300
+    queue_max_retries: int = 3
+    queue_retry_backoff_ms: int = 5000
+    queue_max_backoff_ms: int = 3600000
+    queue_concurrency: int = 5
+    queue_processes: int = 1
+    queue_heartbeat_timeout_ms: int = 60000
+    queue_dead_letter_ttl_ms: int = 7 * 86400 * 1000
+    job_time_limit_ms: int = 600000
+    log_level: str = "INFO"
+    log_format: str = "json"
+    event_expiration_grace_minutes: int = 5
+    admin_dashboard_enabled: bool = True
+    admin_dashboard_user: str | None = None
+    admin_dashboard_password: str | None = field(default=None, repr=False)
+    data_dir: str = ".data"
+    #: Every ``CRON_*`` variable, for the sweeps that declare them as overrides.
+    cron_overrides: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    def replace(self, **changes) -> "Settings":
+        """Return a copy with some values changed (used by `dev` and by tests)."""
+        return dataclasses.replace(self, **changes)
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build the settings from an environment mapping.
+
+    Args:
+        environ: the variables to read; ``os.environ`` when omitted.
+
+    Returns:
+        The frozen :class:`Settings`.
+
+    Raises:
+        ConfigError: naming every missing or invalid variable at once.
+    """
+    environ = os.environ if environ is None else environ
+    problems: list[str] = []
+    values: dict[str, Any] = {}
+    for f in FIELDS:
+        raw = environ.get(f.env)
+        if raw is None or raw == "":
+            values[f.attr] = f.default
+            continue
+        try:
+            values[f.attr] = f.parse(raw)
+        except _Invalid as e:
+            shown = "<redacted>" if f.secret else repr(raw)
+            problems.append(f"{f.env} {e}, got {shown}")
+            values[f.attr] = f.default
+
+    env = values["env"]
+    production = env == "production"
+    values["redis_url_explicit"] = values["redis_url"] is not None
+    if values["redis_url"] is None:
+        if production and "REDIS_URL" not in _bad(problems):
+            problems.append("REDIS_URL is required in production")
+        values["redis_url"] = DEFAULT_REDIS_URL
+    if values["api_token"] is None:
+        if production and "API_SERVICE_ACCOUNT_TOKEN" not in _bad(problems):
+            problems.append("API_SERVICE_ACCOUNT_TOKEN is required in production")
+        values["api_token"] = DEFAULT_DEV_API_KEY
+    if values["admin_dashboard_enabled"] is None:
+        values["admin_dashboard_enabled"] = not production
+    user, password = values["admin_dashboard_user"], values["admin_dashboard_password"]
+    if (user is None) != (password is None):
+        problems.append("ADMIN_DASHBOARD_USER and ADMIN_DASHBOARD_PASSWORD must be set together")
+    elif production and values["admin_dashboard_enabled"] and user is None:
+        problems.append(
+            "ADMIN_DASHBOARD_USER and ADMIN_DASHBOARD_PASSWORD are required in production "
+            "when ADMIN_DASHBOARD_ENABLED=true"
+        )
+    if values["queue_max_backoff_ms"] < values["queue_retry_backoff_ms"]:
+        problems.append("QUEUE_MAX_BACKOFF_MS must be >= QUEUE_RETRY_BACKOFF_MS")
+
+    if problems:
+        raise ConfigError(problems)
+    values["cron_overrides"] = MappingProxyType(
+        {k: v for k, v in environ.items() if k.startswith("CRON_") and v.strip()}
+    )
+    return Settings(**values)
+
+
+def _bad(problems):
+    return {p.split(" ", 1)[0] for p in problems}

@@ -1,0 +1,36 @@
+"""The core plugin: the job types and health checks that ship with the service.
+
+They are registered through the same hooks as any third-party plugin's.
+"""
+
+from __future__ import annotations
+
+from .health import queue_check, redis_check
+from .hookspecs import hookimpl
+from .jobtypes import HealthCheck, JobType
+
+
+def ping(ctx):
+    """Do nothing and succeed: proves a job travels from the API to a worker and back."""
+    return {"pong": True, "attempt": ctx.attempt}
+
+
+@hookimpl
+def register_job_types():
+    return [
+        JobType(
+            name="PING",
+            handler=ping,
+            description="Does nothing and succeeds; checks the path from enqueue to worker.",
+            priority=5,
+            time_limit_ms=10_000,
+        ),
+    ]
+
+
+@hookimpl
+def register_health_checks():
+    return [
+        HealthCheck("redis", redis_check, critical=True),
+        HealthCheck("queue", queue_check, critical=False),
+    ]

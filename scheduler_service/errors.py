@@ -1,0 +1,93 @@
+"""The exception tree of the scheduler service.
+
+Every error the service raises on purpose derives from :class:`SchedulerServiceError`.
+Third-party exceptions are translated at the boundary where they occur, so that code
+above the API client or the broker never needs to know which library failed.
+"""
+
+
+class SchedulerServiceError(Exception):
+    """Base class of every error the scheduler service raises on purpose."""
+
+
+class ConfigError(SchedulerServiceError):
+    """The environment holds missing or invalid settings; the message names each one."""
+
+    def __init__(self, problems):
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"invalid configuration ({len(self.problems)} problem(s)):\n{lines}")
+
+
+class PluginLoadError(SchedulerServiceError):
+    """A plugin failed to load or registered something that clashes with another plugin."""
+
+
+class InvalidPayload(SchedulerServiceError):
+    """A job payload failed its job type's schema.
+
+    Attributes:
+        details: a list of ``{"field": ..., "message": ...}`` dicts, one per problem.
+    """
+
+    def __init__(self, message, details=()):
+        super().__init__(message)
+        self.details = list(details)
+
+
+class UnknownJobType(SchedulerServiceError):
+    """No plugin registered a job type of that name."""
+
+
+class UpstreamError(SchedulerServiceError):
+    """The main campaign API answered with an error or could not be reached.
+
+    Attributes:
+        operation: the GraphQL operation name, when known.
+        code: the GraphQL ``extensions.code``, when known.
+    """
+
+    def __init__(self, message, *, operation=None, code=None):
+        super().__init__(message)
+        self.operation = operation
+        self.code = code
+
+
+class NotFound(UpstreamError):
+    """The entity asked for does not exist (``NOT_FOUND``); permanent for this attempt."""
+
+
+class Conflict(UpstreamError):
+    """An optimistic-lock version mismatch or an already completed entity (``CONFLICT``)."""
+
+
+class BadInput(UpstreamError):
+    """The API rejected the input (``BAD_USER_INPUT``); retrying will not help."""
+
+
+class Unauthenticated(UpstreamError):
+    """The API rejected the service account's credentials (``UNAUTHENTICATED``/401)."""
+
+
+class Forbidden(UpstreamError):
+    """The service account may not do this (``FORBIDDEN``)."""
+
+
+class Transient(UpstreamError):
+    """A timeout, connection error, HTTP 5xx or ``INTERNAL``: worth retrying later."""
+
+
+class CircuitOpen(UpstreamError):
+    """The circuit breaker is open: the call was not attempted.
+
+    Attributes:
+        retry_after_s: seconds until the breaker lets a trial call through.
+    """
+
+    def __init__(self, message, *, retry_after_s=0.0, operation=None):
+        super().__init__(message, operation=operation)
+        self.retry_after_s = retry_after_s
+
+
+class PermanentJobError(SchedulerServiceError):
+    """A handler's verdict that this job cannot succeed; it is failed without retries."""

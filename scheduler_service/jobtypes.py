@@ -1,0 +1,167 @@
+"""Value objects that plugins return from their hooks, and the context a handler gets.
+
+All of them are frozen dataclasses: a plugin describes what it contributes, and the core
+decides how to run it (which Dramatiq actor, which queue, which timer).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from pydantic import BaseModel, ConfigDict
+
+#: Priority of a job whose type names none (the upstream NORMAL).
+DEFAULT_PRIORITY = 5
+#: Lowest and highest priorities; higher runs first.
+MIN_PRIORITY, MAX_PRIORITY = 0, 10
+
+_NAME_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
+
+
+class EmptyPayload(BaseModel):
+    """The payload of job types that take none: ``{}`` and nothing else."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class JobType:
+    """A kind of job a plugin knows how to run.
+
+    Attributes:
+        name: upper-case identifier (``DEFERRED_EFFECT``), unique across all plugins.
+        handler: ``handler(ctx: JobContext) -> dict | None``; what it returns is the job's result.
+        payload_model: a pydantic model; payloads are validated against it on the REST API
+            and again before each run.
+        description: one or two sentences for ``GET /job-types`` and the docs.
+        priority: default priority, 0-10, higher first.
+        max_retries: retries before the job is dead-lettered; ``None`` takes ``QUEUE_MAX_RETRIES``.
+        time_limit_ms: limit of one attempt; ``None`` takes ``JOB_TIME_LIMIT_MS``.
+        plugin: filled in by the registry with the name of the plugin that registered it.
+    """
+
+    name: str
+    handler: Callable[["JobContext"], Any]
+    payload_model: type[BaseModel] = EmptyPayload
+    description: str = ""
+    priority: int = DEFAULT_PRIORITY
+    max_retries: int | None = None
+    time_limit_ms: int | None = None
+    plugin: str = ""
+
+    def __post_init__(self):
+        if not _NAME_RE.match(self.name):
+            raise ValueError(f"job type name {self.name!r} must be UPPER_SNAKE_CASE")
+        if not MIN_PRIORITY <= self.priority <= MAX_PRIORITY:
+            raise ValueError(f"job type {self.name}: priority must be 0-10, got {self.priority}")
+        if not isinstance(self.payload_model, type) or not issubclass(self.payload_model, BaseModel):
+            raise ValueError(f"job type {self.name}: payload_model must be a pydantic model class")
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A periodic sweep: on each cron tick the cron leader enqueues one job.
+
+    Attributes:
+        name: kebab-case name (``event-expiration``), unique across plugins.
+        job_type: the job type enqueued on each tick.
+        cron: default five-field cron expression, in UTC.
+        env_var: environment variable that overrides ``cron`` (``CRON_EVENT_EXPIRATION``).
+        description: one sentence for the docs and ``GET /schedules``.
+        campaign_id: campaign of the enqueued job; ``SYSTEM`` means every campaign.
+        payload: payload of the enqueued job.
+    """
+
+    name: str
+    job_type: str
+    cron: str
+    env_var: str
+    description: str = ""
+    campaign_id: str = "SYSTEM"
+    payload: Mapping[str, Any] = field(default_factory=dict)
+    plugin: str = ""
+
+
+@dataclass(frozen=True)
+class Reaction:
+    """What a plugin does when the main API publishes a campaign message.
+
+    Attributes:
+        name: unique name, for logs and metrics.
+        event: ``worldTimeAdvanced`` or ``entityModified``.
+        handler: ``handler(message: dict, ctx: ReactionContext) -> None``; it must be idempotent
+            and should only enqueue jobs.
+    """
+
+    name: str
+    event: str
+    handler: Callable[..., Any]
+    description: str = ""
+    plugin: str = ""
+
+    def __post_init__(self):
+        if self.event not in ("worldTimeAdvanced", "entityModified"):
+            raise ValueError(f"reaction {self.name}: unknown event {self.event!r}")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A simulation rule of a settlement/structure unit (see the simulation engine)."""
+
+    name: str
+    entity: str
+    order: int
+    description: str = ""
+    interval: Callable[..., Any] | None = None
+    applies: Callable[..., Any] | None = None
+    step: Callable[..., Any] | None = None
+    plugin: str = ""
+
+
+@dataclass(frozen=True)
+class HealthStatus:
+    """Result of one health check: ``up``, ``degraded`` or ``down`` with a message."""
+
+    status: str
+    message: str = ""
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """A component of ``/health``.
+
+    Attributes:
+        name: the key under ``components``.
+        check: ``check(services) -> HealthStatus``; an exception counts as ``down``.
+        critical: when down, a critical component makes the service ``unhealthy`` (503);
+            a non-critical one only ``degraded``.
+    """
+
+    name: str
+    check: Callable[..., HealthStatus]
+    critical: bool = True
+    plugin: str = ""
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What a handler is given to do its work.
+
+    Attributes:
+        job_id: the job's id (stable across retries and redeliveries).
+        job_type: the job type's name.
+        campaign_id: the campaign, or ``SYSTEM``.
+        payload: the validated payload (an instance of the job type's model).
+        attempt: 1 on the first run, 2 on the first retry, and so on.
+        services: the process's shared services (settings, API client, timers...).
+    """
+
+    job_id: str
+    job_type: str
+    campaign_id: str
+    payload: BaseModel
+    attempt: int
+    services: Any

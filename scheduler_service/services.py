@@ -1,0 +1,60 @@
+"""The shared services of one process, built once at start-up and passed down.
+
+Handlers, health checks, the web app and the CLI reach Redis, the broker and (later)
+the API client through this object; none of them builds its own.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from . import queueing
+from .broker import build_broker, declare_actors
+from .plugins import Registry, load_registry
+
+
+@dataclass
+class Services:
+    """Everything a process shares: settings, plugins, Redis, broker and actors."""
+
+    settings: Any
+    registry: Registry
+    redis: redis.Redis
+    broker: Any
+    actors: dict = field(default_factory=dict)
+    started_at: float = field(default_factory=time.time)
+    #: Further components added by later layers (``api``, ``timers``...).
+    extras: dict = field(default_factory=dict)
+
+    @property
+    def queue_names(self) -> list[str]:
+        return queueing.all_queue_names(self.registry.job_types)
+
+    def close(self):
+        """Release connections (the broker's pool and ours)."""
+        try:
+            self.broker.close()
+        finally:
+            self.redis.close()
+
+
+def build_services(settings, registry: Registry | None = None) -> Services:
+    """Load plugins (unless given), connect to Redis and declare every actor.
+
+    Raises:
+        PluginLoadError: when a plugin is broken.
+    """
+    from .runner import make_runner
+
+    registry = registry or load_registry()
+    client = redis.Redis.from_url(
+        settings.redis_url, socket_connect_timeout=5, socket_timeout=30, health_check_interval=30,
+    )
+    broker = build_broker(settings, client=client)
+    services = Services(settings=settings, registry=registry, redis=client, broker=broker)
+    services.actors = declare_actors(broker, registry, settings, make_runner(services))
+    return services

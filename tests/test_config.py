@@ -1,0 +1,93 @@
+import re
+from pathlib import Path
+
+import pytest
+
+from scheduler_service.config import DEFAULT_REDIS_URL, FIELDS, Settings, load_settings
+from scheduler_service.errors import ConfigError
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "configuration.rst"
+
+
+def test_defaults_outside_production():
+    s = load_settings({})
+    assert s.env == "development"
+    assert s.port == 9266
+    assert s.redis_url == DEFAULT_REDIS_URL and not s.redis_url_explicit
+    assert s.queue_max_retries == 3 and s.queue_retry_backoff_ms == 5000
+    assert s.queue_concurrency == 5
+    assert s.api_request_timeout_ms == 10000
+    assert s.api_breaker_threshold == 5 and s.api_breaker_duration_ms == 30000
+    assert s.event_expiration_grace_minutes == 5
+    assert s.admin_dashboard_enabled is True
+    assert s.api_token == "dev-key"
+
+
+@pytest.mark.parametrize(
+    "env, expected",
+    [
+        ({"QUEUE_CONCURRENCY": "abc"}, "QUEUE_CONCURRENCY must be an integer from 1 to 256, got 'abc'"),
+        ({"QUEUE_CONCURRENCY": "0"}, "QUEUE_CONCURRENCY must be an integer from 1 to 256, got '0'"),
+        ({"PORT": "70000"}, "PORT must be an integer from 1 to 65535, got '70000'"),
+        ({"LOG_LEVEL": "loud"}, "LOG_LEVEL must be one of debug, info, warning, error, critical, got 'loud'"),
+        ({"LOG_FORMAT": "xml"}, "LOG_FORMAT must be one of json, text, got 'xml'"),
+        ({"SCHEDULER_ENV": "staging"}, "SCHEDULER_ENV must be one of development, production, test"),
+        ({"REDIS_URL": "http://x"}, "REDIS_URL must be a URL with scheme redis or rediss or unix"),
+        ({"EVENT_EXPIRATION_GRACE_MINUTES": "-1"}, "EVENT_EXPIRATION_GRACE_MINUTES must be an integer >= 0"),
+        ({"ADMIN_DASHBOARD_ENABLED": "maybe"}, "ADMIN_DASHBOARD_ENABLED must be a boolean"),
+        ({"ADMIN_DASHBOARD_USER": "ops"}, "ADMIN_DASHBOARD_USER and ADMIN_DASHBOARD_PASSWORD must be set together"),
+        ({"QUEUE_RETRY_BACKOFF_MS": "5000", "QUEUE_MAX_BACKOFF_MS": "10"}, "QUEUE_MAX_BACKOFF_MS must be >= QUEUE_RETRY_BACKOFF_MS"),
+    ],
+)
+def test_each_invalid_value_is_named_with_the_reason(env, expected):
+    with pytest.raises(ConfigError) as e:
+        load_settings(env)
+    assert expected in str(e.value)
+
+
+def test_every_problem_is_reported_at_once():
+    with pytest.raises(ConfigError) as e:
+        load_settings({"SCHEDULER_ENV": "production", "QUEUE_CONCURRENCY": "abc", "PORT": "x",
+                       "API_CIRCUIT_BREAKER_THRESHOLD": "-3"})
+    names = {p.split(" ", 1)[0] for p in e.value.problems}
+    assert {"QUEUE_CONCURRENCY", "PORT", "API_CIRCUIT_BREAKER_THRESHOLD", "REDIS_URL",
+            "API_SERVICE_ACCOUNT_TOKEN"} <= names
+
+
+def test_production_requires_secrets_and_dashboard_credentials():
+    base = {"SCHEDULER_ENV": "production", "REDIS_URL": "redis://r:6379/0",
+            "API_SERVICE_ACCOUNT_TOKEN": "s3cret"}
+    s = load_settings(base)
+    assert s.admin_dashboard_enabled is False
+    with pytest.raises(ConfigError, match="required in production when ADMIN_DASHBOARD_ENABLED=true"):
+        load_settings({**base, "ADMIN_DASHBOARD_ENABLED": "true"})
+    s = load_settings({**base, "ADMIN_DASHBOARD_ENABLED": "true", "ADMIN_DASHBOARD_USER": "ops",
+                       "ADMIN_DASHBOARD_PASSWORD": "pw"})
+    assert s.admin_dashboard_user == "ops"
+
+
+def test_secret_values_never_appear_in_messages_or_repr():
+    secret = "hunter2-very-secret"
+    with pytest.raises(ConfigError) as e:
+        load_settings({"API_SERVICE_ACCOUNT_TOKEN": "  ", "ADMIN_DASHBOARD_PASSWORD": secret})
+    assert secret not in str(e.value)
+    s = load_settings({"API_SERVICE_ACCOUNT_TOKEN": secret, "ADMIN_DASHBOARD_USER": "u",
+                       "ADMIN_DASHBOARD_PASSWORD": secret})
+    assert secret not in repr(s)
+
+
+def test_settings_are_frozen_and_collect_cron_overrides():
+    s = load_settings({"CRON_EVENT_EXPIRATION": "*/2 * * * *"})
+    assert s.cron_overrides["CRON_EVENT_EXPIRATION"] == "*/2 * * * *"
+    with pytest.raises(Exception):
+        s.port = 1  # type: ignore[misc]
+    assert isinstance(s.replace(port=1), Settings)
+
+
+def test_configuration_page_documents_every_variable():
+    text = DOCS.read_text()
+    documented = set(re.findall(r"^``([A-Z_]+)``", text, re.M))
+    declared = {f.env for f in FIELDS}
+    assert declared - documented == set(), "undocumented variables"
+    assert documented - declared - {"CRON_EVENT_EXPIRATION", "CRON_SETTLEMENT_GROWTH",
+                                    "CRON_STRUCTURE_MAINTENANCE"} == set(), "documented but unknown"
