@@ -25,6 +25,8 @@ import redis as redis_lib
 from scheduler_service.config import load_settings
 from scheduler_service.embedded_redis import EmbeddedRedis
 
+pytest_plugins = ["reference_fixtures"]
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 

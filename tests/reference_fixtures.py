@@ -1,0 +1,1 @@
+"""Fixtures for the reference campaign API (filled in with the reference API)."""
