@@ -53,7 +53,7 @@ def init_metrics(app, services):
     """Attach ``/metrics`` with a registry of the app's own (several apps may coexist)."""
     registry = CollectorRegistry(auto_describe=True)
     metrics = PrometheusMetrics(app, registry=registry, path="/metrics",
-                                excluded_paths=["/metrics", "/health"])
+                                excluded_paths=["/metrics"])
     metrics.info("scheduler_service_info", "Scheduler service version.", version=__version__)
     registry.register(QueueCollector(services))
     app.extensions["prometheus"] = metrics

@@ -1,0 +1,91 @@
+"""The command line as an operator uses it: real processes, real HTTP, real signals."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import pytest
+import requests
+
+from scheduler_service.dispatch import send_job
+from scheduler_service.embedded_redis import free_port
+from helpers import stop_process, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+def group_alive(pgid):
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def test_run_serves_http_runs_jobs_and_stops_everything_on_sigint(child_env, services, tmp_path):
+    port = free_port()
+    log = open(tmp_path / "run.log", "w+")
+    env = child_env("sample", PORT=port, HOST="127.0.0.1",
+                    REDIS_NAMESPACE=services.settings.redis_namespace, LOG_FORMAT="json")
+    proc = subprocess.Popen([sys.executable, "-m", "scheduler_service", "run"], env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        # Given the group is up: /health answers over HTTP
+        def healthy():
+            try:
+                return requests.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200
+            except requests.ConnectionError:
+                return False
+
+        wait_for(healthy, timeout=30, interval=0.2, message="/health of `run`")
+        assert requests.get(f"http://127.0.0.1:{port}/admin/queues/", timeout=5).status_code == 200
+
+        # When a job is sent, the worker process runs it (its JSON log says so)
+        job = send_job(services, "SAMPLE_ECHO", "c9", {"text": "over the wire"})
+
+        def succeeded():
+            log.seek(0)
+            for line in log:
+                if line.startswith("{"):
+                    entry = json.loads(line)
+                    if entry.get("message") == "job succeeded" and entry.get("job_id") == job["id"]:
+                        return entry
+            return None
+
+        entry = wait_for(succeeded, timeout=20, interval=0.2, message="the job's log line")
+        assert entry["job_type"] == "SAMPLE_ECHO" and entry["campaign_id"] == "c9"
+
+        # When SIGINT (Ctrl-C) reaches the group leader
+        log.seek(0)
+        pgids = [int(p) for p in re.findall(r"started \w+ \(pid (\d+)\)", log.read())]
+        assert len(pgids) == 2
+        proc.send_signal(signal.SIGINT)
+        # Then it exits 0 and every process it started is gone
+        assert proc.wait(40) == 0
+        for pgid in pgids:
+            wait_for(lambda: not group_alive(pgid), timeout=10, message=f"group {pgid} to end")
+    finally:
+        stop_process(proc)
+        log.close()
+
+
+def test_web_exits_nonzero_naming_every_bad_variable(child_env):
+    env = child_env(SCHEDULER_ENV="production", QUEUE_CONCURRENCY="abc", PORT="x")
+    env.pop("REDIS_URL")
+    result = subprocess.run([sys.executable, "-m", "scheduler_service", "web"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    for name in ("QUEUE_CONCURRENCY", "PORT", "REDIS_URL", "API_SERVICE_ACCOUNT_TOKEN"):
+        assert name in result.stderr
+    assert result.stderr.count("invalid configuration") == 1
+
+
+@pytest.mark.parametrize("command", ["web", "worker", "run", "dev", "plugins"])
+def test_every_command_has_help(command):
+    result = subprocess.run([sys.executable, "-m", "scheduler_service", command, "--help"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    assert "Usage:" in result.stdout and len(result.stdout.splitlines()) > 3
