@@ -30,6 +30,10 @@ DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 DEFAULT_API_URL = "http://localhost:9264/graphql"
 #: Service-account key accepted by the reference API outside production.
 DEFAULT_DEV_API_KEY = "dev-key"
+#: Port of the reference campaign API (the same as the default API_URL's).
+DEFAULT_REFERENCE_API_PORT = 9264
+#: File name of the reference API's SQLite database under DATA_DIR.
+DEFAULT_REFERENCE_API_DB_NAME = "reference.sqlite3"
 
 
 class _Invalid(ValueError):
@@ -178,6 +182,16 @@ FIELDS: tuple[Field, ...] = (
           "Basic-auth password of the dashboard.", secret=True),
     Field("DATA_DIR", "data_dir", _text, ".data",
           "Where `dev` keeps the embedded Redis and the reference API's database."),
+    Field("REFERENCE_API_KEY", "reference_api_key", _text, None,
+          "API key the reference campaign API accepts (x-api-key or Authorization: Bearer). "
+          "Required in production; defaults to dev-key elsewhere.", secret=True),
+    Field("REFERENCE_API_PORT", "reference_api_port", _int(1, 65535), DEFAULT_REFERENCE_API_PORT,
+          "Port of `scheduler-service reference-api`."),
+    Field("REFERENCE_API_DB", "reference_api_db", _text, None,
+          "SQLite file of the reference API; DATA_DIR/reference.sqlite3 when unset."),
+    Field("REFERENCE_API_TEST_HOOKS", "reference_api_test_hooks", _bool, False,
+          "Let the reference API honour test-only request headers (x-test-delay-ms). "
+          "Refused in production."),
 )
 
 
@@ -215,12 +229,22 @@ class Settings:
     admin_dashboard_user: str | None = None
     admin_dashboard_password: str | None = field(default=None, repr=False)
     data_dir: str = ".data"
+    #: None only in production without REFERENCE_API_KEY (the reference API then refuses to start).
+    reference_api_key: str | None = field(default=DEFAULT_DEV_API_KEY, repr=False)
+    reference_api_port: int = DEFAULT_REFERENCE_API_PORT
+    reference_api_db: str | None = None
+    reference_api_test_hooks: bool = False
     #: Every ``CRON_*`` variable, for the sweeps that declare them as overrides.
     cron_overrides: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def reference_api_db_path(self) -> str:
+        """The reference API's SQLite file: REFERENCE_API_DB, else DATA_DIR/reference.sqlite3."""
+        return self.reference_api_db or os.path.join(self.data_dir, DEFAULT_REFERENCE_API_DB_NAME)
 
     def replace(self, **changes) -> "Settings":
         """Return a copy with some values changed (used by `dev` and by tests)."""
@@ -275,6 +299,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             "ADMIN_DASHBOARD_USER and ADMIN_DASHBOARD_PASSWORD are required in production "
             "when ADMIN_DASHBOARD_ENABLED=true"
         )
+    if values["reference_api_key"] is None and not production:
+        values["reference_api_key"] = DEFAULT_DEV_API_KEY
+    if production and values["reference_api_test_hooks"]:
+        problems.append("REFERENCE_API_TEST_HOOKS must not be enabled in production "
+                        "(test-only request hooks such as x-test-delay-ms)")
     if values["queue_max_backoff_ms"] < values["queue_retry_backoff_ms"]:
         problems.append("QUEUE_MAX_BACKOFF_MS must be >= QUEUE_RETRY_BACKOFF_MS")
 
