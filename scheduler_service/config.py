@@ -30,6 +30,8 @@ DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 DEFAULT_API_URL = "http://localhost:9264/graphql"
 #: Service-account key accepted by the reference API outside production.
 DEFAULT_DEV_API_KEY = "dev-key"
+#: Bearer token of the REST API outside production.
+DEFAULT_DEV_API_TOKEN = "dev-token"
 #: Port of the reference campaign API (the same as the default API_URL's).
 DEFAULT_REFERENCE_API_PORT = 9264
 #: File name of the reference API's SQLite database under DATA_DIR.
@@ -168,6 +170,17 @@ FIELDS: tuple[Field, ...] = (
           "How long a dead-lettered job is kept."),
     Field("JOB_TIME_LIMIT_MS", "job_time_limit_ms", _int(1000), 600000,
           "Default time limit of one job attempt (job types may override)."),
+    Field("QUEUE_POLL_INTERVAL_MS", "queue_poll_interval_ms", _int(10, 5000), 100,
+          "Longest a worker's idle queue consumer sleeps between fetches (bounds start lateness)."),
+    Field("TIMER_PUMP_INTERVAL_MS", "timer_pump_interval_ms", _int(5, 5000), 250,
+          "Longest the wall-timer pump sleeps; it also wakes at the next due time and on new timers."),
+    Field("TIMER_PUMP_BATCH", "timer_pump_batch", _int(1, 100000), 1000,
+          "Timers promoted per Lua call of the pump."),
+    Field("JOB_RETENTION_HOURS", "job_retention_hours", _int(1), 168,
+          "How long finished job records (succeeded, dead, cancelled) and their history are kept."),
+    Field("SCHEDULER_API_TOKEN", "scheduler_api_token", _text, None,
+          "Bearer token every /api/v1 request must carry. Required in production; "
+          "defaults to dev-token elsewhere.", secret=True),
     Field("LOG_LEVEL", "log_level", _log_level, "INFO", "debug, info, warning, error or critical."),
     Field("LOG_FORMAT", "log_format", _choice("json", "text"), "json",
           "json: one JSON object a line; text: for people at a terminal."),
@@ -222,6 +235,11 @@ class Settings:
     queue_heartbeat_timeout_ms: int = 60000
     queue_dead_letter_ttl_ms: int = 7 * 86400 * 1000
     job_time_limit_ms: int = 600000
+    queue_poll_interval_ms: int = 100
+    timer_pump_interval_ms: int = 250
+    timer_pump_batch: int = 1000
+    job_retention_hours: int = 168
+    scheduler_api_token: str = field(default="dev-token", repr=False)
     log_level: str = "INFO"
     log_format: str = "json"
     event_expiration_grace_minutes: int = 5
@@ -289,6 +307,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         if production and "API_SERVICE_ACCOUNT_TOKEN" not in _bad(problems):
             problems.append("API_SERVICE_ACCOUNT_TOKEN is required in production")
         values["api_token"] = DEFAULT_DEV_API_KEY
+    if values["scheduler_api_token"] is None:
+        if production and "SCHEDULER_API_TOKEN" not in _bad(problems):
+            problems.append("SCHEDULER_API_TOKEN is required in production")
+        values["scheduler_api_token"] = DEFAULT_DEV_API_TOKEN
     if values["admin_dashboard_enabled"] is None:
         values["admin_dashboard_enabled"] = not production
     user, password = values["admin_dashboard_user"], values["admin_dashboard_password"]

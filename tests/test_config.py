@@ -56,7 +56,7 @@ def test_every_problem_is_reported_at_once():
 
 def test_production_requires_secrets_and_dashboard_credentials():
     base = {"SCHEDULER_ENV": "production", "REDIS_URL": "redis://r:6379/0",
-            "API_SERVICE_ACCOUNT_TOKEN": "s3cret"}
+            "API_SERVICE_ACCOUNT_TOKEN": "s3cret", "SCHEDULER_API_TOKEN": "tok"}
     s = load_settings(base)
     assert s.admin_dashboard_enabled is False
     with pytest.raises(ConfigError, match="required in production when ADMIN_DASHBOARD_ENABLED=true"):
