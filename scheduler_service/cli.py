@@ -77,21 +77,54 @@ def web(host, port, workers, threads):
 def worker(processes, threads, queues):
     """Run Dramatiq worker processes that execute the jobs of every plugin."""
     settings = _settings()
-    _registry()  # fail fast, in the parent, on a broken plugin
-    import dramatiq.cli
+    registry = _registry()  # fail fast on a broken plugin, before anything starts
+    processes = processes or settings.queue_processes
+    threads = threads or settings.queue_concurrency
+    if processes > 1:
+        from .supervisor import Supervisor, self_command
 
-    argv = [
-        "scheduler_service.worker_boot:boot",
-        "--processes", str(processes or settings.queue_processes),
-        "--threads", str(threads or settings.queue_concurrency),
-        "--skip-logging",
-        "--worker-shutdown-timeout", "30000",
-    ]
-    if queues:
-        argv += ["--queues", *queues]
-    args = dramatiq.cli.make_argument_parser().parse_args(argv)
-    logger.info("starting %s worker process(es) x %s thread(s)", args.processes, args.threads)
-    sys.exit(dramatiq.cli.main(args))
+        extra = [arg for q in queues for arg in ("--queues", q)]
+        commands = {f"worker-{i}": self_command("worker", "--processes", "1", "--threads",
+                                                str(threads), *extra) for i in range(processes)}
+        sys.exit(Supervisor(commands).run())
+    from .worker import run_worker
+
+    sys.exit(run_worker(settings, registry, threads, queues))
+
+
+@cli.command()
+def pump():
+    """Promote due wall-clock timers into their queues, continuously.
+
+    Several pumps may run at once: each timer is still promoted exactly once.
+    """
+    settings = _settings()
+    registry = _registry()
+    from .services import build_services
+    from .timers import WallTimerPump
+
+    services = build_services(settings, registry)
+    stop = _stop_event()
+    timer_pump = WallTimerPump(services.jobs, settings.timer_pump_interval_ms,
+                               settings.timer_pump_batch).start()
+    logger.info("wall-timer pump running every %s ms at most", settings.timer_pump_interval_ms)
+    stop.wait()
+    timer_pump.stop()
+    services.close()
+
+
+def _stop_event():
+    import signal
+    import threading
+
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    return stop
 
 
 def _run_group(settings, env, extra=None):
@@ -100,6 +133,7 @@ def _run_group(settings, env, extra=None):
     commands = {
         "web": self_command("web"),
         "worker": self_command("worker"),
+        "pump": self_command("pump"),
         **(extra or {}),
     }
     return Supervisor(commands, env=env).run()
@@ -107,7 +141,7 @@ def _run_group(settings, env, extra=None):
 
 @cli.command()
 def run():
-    """Run web and worker together as one process group (single machine).
+    """Run web, worker and the timer pump as one process group (single machine).
 
     SIGINT or SIGTERM stops every process; if one dies, the others are stopped too.
     """

@@ -172,8 +172,8 @@ FIELDS: tuple[Field, ...] = (
           "Default time limit of one job attempt (job types may override)."),
     Field("QUEUE_POLL_INTERVAL_MS", "queue_poll_interval_ms", _int(10, 5000), 100,
           "Longest a worker's idle queue consumer sleeps between fetches (bounds start lateness)."),
-    Field("TIMER_PUMP_INTERVAL_MS", "timer_pump_interval_ms", _int(5, 5000), 250,
-          "Longest the wall-timer pump sleeps; it also wakes at the next due time and on new timers."),
+    Field("TIMER_PUMP_INTERVAL_MS", "timer_pump_interval_ms", _int(5, 5000), 50,
+          "Longest the wall-timer pump sleeps between checks (it also wakes at the next due time)."),
     Field("TIMER_PUMP_BATCH", "timer_pump_batch", _int(1, 100000), 1000,
           "Timers promoted per Lua call of the pump."),
     Field("JOB_RETENTION_HOURS", "job_retention_hours", _int(1), 168,
@@ -236,7 +236,7 @@ class Settings:
     queue_dead_letter_ttl_ms: int = 7 * 86400 * 1000
     job_time_limit_ms: int = 600000
     queue_poll_interval_ms: int = 100
-    timer_pump_interval_ms: int = 250
+    timer_pump_interval_ms: int = 50
     timer_pump_batch: int = 1000
     job_retention_hours: int = 168
     scheduler_api_token: str = field(default="dev-token", repr=False)

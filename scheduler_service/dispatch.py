@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 
-from . import queueing
 from .jobtypes import MAX_PRIORITY, MIN_PRIORITY
 from .payloads import validate_payload
 
@@ -36,14 +35,12 @@ def build_job(registry, job_type: str, campaign_id: str, payload=None, priority=
     }
 
 
-def send(services, job: dict):
-    """Enqueue an already built job on its type's band queue; returns the Dramatiq message."""
-    actor = services.actors[queueing.actor_name(job["type"], queueing.band_for(job["priority"]))]
-    return actor.send_with_options(args=(job,), job_id=job["id"])
+def send_job(services, job_type: str, campaign_id: str, payload=None, priority=None, job_id=None,
+             *, run_at_ms=None, run_at_world_ms=None, idempotency_key=None):
+    """Validate a job, store its record and schedule or enqueue it; returns ``(record, created)``.
 
-
-def send_job(services, job_type: str, campaign_id: str, payload=None, priority=None, job_id=None):
-    """Validate and enqueue a job to run now; returns the job body."""
+    Nothing is stored or enqueued when validation fails.
+    """
     job = build_job(services.registry, job_type, campaign_id, payload, priority, job_id)
-    send(services, job)
-    return job
+    return services.jobs.create(job, run_at_ms=run_at_ms, run_at_world_ms=run_at_world_ms,
+                                idempotency_key=idempotency_key)

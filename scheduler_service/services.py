@@ -14,6 +14,8 @@ import redis
 
 from . import queueing
 from .broker import build_broker, declare_actors
+from .jobstore import JobStore
+from .lifecycle import JobRecords
 from .plugins import Registry, load_registry
 
 
@@ -26,6 +28,7 @@ class Services:
     redis: redis.Redis
     broker: Any
     actors: dict = field(default_factory=dict)
+    jobs: JobStore | None = None
     started_at: float = field(default_factory=time.time)
     #: Further components added by later layers (``api``, ``timers``...).
     extras: dict = field(default_factory=dict)
@@ -54,7 +57,11 @@ def build_services(settings, registry: Registry | None = None) -> Services:
     client = redis.Redis.from_url(
         settings.redis_url, socket_connect_timeout=5, socket_timeout=30, health_check_interval=30,
     )
-    broker = build_broker(settings, client=client)
-    services = Services(settings=settings, registry=registry, redis=client, broker=broker)
+    holder: list[Services] = []
+    broker = build_broker(settings, client=client,
+                          extra_middleware=[JobRecords(lambda: holder[0].jobs)])
+    services = Services(settings=settings, registry=registry, redis=client, broker=broker,
+                        jobs=JobStore(client, settings.redis_namespace, settings.job_retention_hours))
+    holder.append(services)
     services.actors = declare_actors(broker, registry, settings, make_runner(services))
     return services

@@ -18,7 +18,7 @@ def dead_letters(services, queue):
 
 def test_ping_job_runs_on_a_worker(services, worker, caplog):
     caplog.set_level("INFO", logger="scheduler_service.runner")
-    job = send_job(services, "PING", "SYSTEM")
+    job, _ = send_job(services, "PING", "SYSTEM")
     services.broker.join("ping.normal", timeout=10_000)
     worker.join()
     done = [r for r in caplog.records if r.getMessage() == "job succeeded"]
@@ -31,7 +31,7 @@ def test_ping_job_runs_on_a_worker(services, worker, caplog):
 
 def test_failing_job_is_retried_with_backoff_then_dead_lettered(services, worker):
     # Given SAMPLE_FAIL (max_retries=2) and a 100 ms initial backoff
-    job = send_job(services, "SAMPLE_FAIL", "c1", {}, priority=5)
+    job, _ = send_job(services, "SAMPLE_FAIL", "c1", {}, priority=5)
     # When the worker has given up on it
     dead = wait_for(lambda: dead_letters(services, "sample_fail.normal"), timeout=20,
                     message="the dead letter")
@@ -47,7 +47,7 @@ def test_failing_job_is_retried_with_backoff_then_dead_lettered(services, worker
 
 def test_flaky_job_succeeds_on_third_attempt(services, worker, caplog):
     caplog.set_level("INFO", logger="scheduler_service.runner")
-    job = send_job(services, "SAMPLE_FLAKY", "c1", {"failures": 2})
+    job, _ = send_job(services, "SAMPLE_FLAKY", "c1", {"failures": 2})
 
     def succeeded():
         return [r for r in caplog.records

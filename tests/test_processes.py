@@ -44,7 +44,7 @@ def test_run_serves_http_runs_jobs_and_stops_everything_on_sigint(child_env, ser
         assert requests.get(f"http://127.0.0.1:{port}/admin/queues/", timeout=5).status_code == 200
 
         # When a job is sent, the worker process runs it (its JSON log says so)
-        job = send_job(services, "SAMPLE_ECHO", "c9", {"text": "over the wire"})
+        job, _ = send_job(services, "SAMPLE_ECHO", "c9", {"text": "over the wire"})
 
         def succeeded():
             log.seek(0)
@@ -61,7 +61,7 @@ def test_run_serves_http_runs_jobs_and_stops_everything_on_sigint(child_env, ser
         # When SIGINT (Ctrl-C) reaches the group leader
         log.seek(0)
         pgids = [int(p) for p in re.findall(r"started \w+ \(pid (\d+)\)", log.read())]
-        assert len(pgids) == 2
+        assert len(pgids) == 3  # web, worker, pump
         proc.send_signal(signal.SIGINT)
         # Then it exits 0 and every process it started is gone
         assert proc.wait(40) == 0

@@ -1,0 +1,424 @@
+"""Job records, durable timers and their state machine, in Redis.
+
+Keys (all under ``REDIS_NAMESPACE``):
+
+* ``job:{id}`` — hash: the job record (type, payload, campaign, priority, due times,
+  state, attempts, last error, result, timestamps, and the encoded Dramatiq message that
+  the pump will enqueue);
+* ``job:{id}:history`` — list: the job's transitions (capped); ``audit`` — stream of every
+  transition of every job (capped);
+* ``jobs:all`` and ``jobs:state:{state}`` — sorted sets of ids by creation time;
+* ``timers:wall`` — sorted set of scheduled ids, score = due epoch ms;
+* ``timers:world:{campaign}`` — the same per campaign, score = due *world* time in ms;
+* ``worldtime`` — hash: the last world time seen per campaign;
+* ``idem:{key}`` — the job id an idempotency key created.
+
+Every state change is one Lua script call, so a change is all or nothing, a timer is
+promoted into its Dramatiq queue exactly once however many pumps run, and a
+transition only happens from the states it is allowed from. (The scripts touch keys
+they compute from the namespace; this is fine on a single Redis or a primary with
+replicas, not on Redis Cluster.)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from dramatiq import Message
+
+from . import queueing
+
+STATES = ("scheduled", "queued", "running", "succeeded", "failed", "dead", "cancelled")
+TERMINAL = ("succeeded", "dead", "cancelled")
+#: Transitions kept per job in its own history.
+HISTORY_LIMIT = 200
+#: Approximate length of the global audit stream.
+AUDIT_MAXLEN = 100_000
+
+_RECORD_FIELDS = ("id", "type", "campaignId", "payload", "priority", "state", "runAt",
+                  "runAtWorldTime", "attempts", "lastError", "result", "createdAt",
+                  "updatedAt", "idempotencyKey", "deadLetter")
+
+# -- Lua ------------------------------------------------------------------------------
+# Shared helpers, prepended to each script. P is the key prefix ("ns:").
+_LUA_LIB = r"""
+local P = ARGV[1]
+local function history(id, now, from, to, detail)
+  local entry = cjson.encode({at = tonumber(now), from = from, to = to, detail = detail})
+  redis.call('rpush', P .. 'job:' .. id .. ':history', entry)
+  redis.call('ltrim', P .. 'job:' .. id .. ':history', -HISTORY_LIMIT, -1)
+  redis.call('xadd', P .. 'audit', 'MAXLEN', '~', AUDIT_MAXLEN, '*',
+             'job', id, 'from', from, 'to', to, 'at', now, 'detail', detail)
+end
+local function set_state(id, from, to, now)
+  local jk = P .. 'job:' .. id
+  local created = redis.call('hget', jk, 'createdAt')
+  if from ~= '' then redis.call('zrem', P .. 'jobs:state:' .. from, id) end
+  redis.call('zadd', P .. 'jobs:state:' .. to, created, id)
+  redis.call('hset', jk, 'state', to, 'updatedAt', now)
+end
+local function enqueue(id, now)
+  local jk = P .. 'job:' .. id
+  local v = redis.call('hmget', jk, 'message', 'rid', 'queue')
+  redis.call('hset', P .. v[3] .. '.msgs', v[2], v[1])
+  redis.call('rpush', P .. v[3], v[2])
+end
+local function finish(id, retention_s)
+  local jk = P .. 'job:' .. id
+  redis.call('expire', jk, retention_s)
+  redis.call('expire', jk .. ':history', retention_s)
+  local key = redis.call('hget', jk, 'idempotencyKey')
+  if key and key ~= '' then redis.call('expire', P .. 'idem:' .. key, retention_s) end
+end
+""".replace("HISTORY_LIMIT", str(HISTORY_LIMIT)).replace("AUDIT_MAXLEN", str(AUDIT_MAXLEN))
+
+# ARGV: P, now, id, idem_key, timer_key ('' = due now), due_score, retention, then field/value pairs
+_CREATE = _LUA_LIB + r"""
+local now, id, idem, timer, due = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+if idem ~= '' then
+  local existing = redis.call('get', P .. 'idem:' .. idem)
+  if existing and redis.call('exists', P .. 'job:' .. existing) == 1 then
+    return {0, existing}
+  end
+end
+local jk = P .. 'job:' .. id
+local fields = {}
+for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
+redis.call('hset', jk, unpack(fields))
+redis.call('zadd', P .. 'jobs:all', now, id)
+if idem ~= '' then redis.call('set', P .. 'idem:' .. idem, id) end
+if timer ~= '' then
+  set_state(id, '', 'scheduled', now)
+  redis.call('zadd', timer, due, id)
+  history(id, now, '', 'scheduled', 'created')
+else
+  set_state(id, '', 'queued', now)
+  enqueue(id, now)
+  history(id, now, '', 'queued', 'created, due now')
+end
+return {1, id}
+"""
+
+# KEYS[1]: timer zset. ARGV: P, now, max_score, limit, detail
+_PUMP = _LUA_LIB + r"""
+local now = ARGV[2]
+local ids = redis.call('zrangebyscore', KEYS[1], '-inf', ARGV[3], 'LIMIT', 0, tonumber(ARGV[4]))
+local moved = 0
+for _, id in ipairs(ids) do
+  redis.call('zrem', KEYS[1], id)
+  local jk = P .. 'job:' .. id
+  if redis.call('hget', jk, 'state') == 'scheduled' then
+    enqueue(id, now)
+    set_state(id, 'scheduled', 'queued', now)
+    history(id, now, 'scheduled', 'queued', ARGV[5])
+    moved = moved + 1
+  end
+end
+return {moved, #ids}
+"""
+
+# ARGV: P, now, id, allowed states (comma list), to, detail, retention, field/value pairs...
+_TRANSITION = _LUA_LIB + r"""
+local now, id, allowed, to, detail = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local jk = P .. 'job:' .. id
+local state = redis.call('hget', jk, 'state')
+if not state then return {-1, ''} end
+if not string.find(',' .. allowed .. ',', ',' .. state .. ',', 1, true) then return {0, state} end
+local fields = {}
+for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
+if #fields > 0 then redis.call('hset', jk, unpack(fields)) end
+if to == 'running' then redis.call('hincrby', jk, 'attempts', 1) end
+if to == 'scheduled' or to == 'cancelled' or to == 'queued' then
+  local campaign, wall, world = unpack(redis.call('hmget', jk, 'campaignId', 'runAt', 'runAtWorldTime'))
+  redis.call('zrem', P .. 'timers:wall', id)
+  redis.call('zrem', P .. 'timers:world:' .. campaign, id)
+  if to == 'scheduled' then
+    if world and world ~= '' then redis.call('zadd', P .. 'timers:world:' .. campaign, world, id)
+    else redis.call('zadd', P .. 'timers:wall', wall, id) end
+  end
+end
+set_state(id, state, to, now)
+history(id, now, state, to, detail)
+if to == 'queued' then enqueue(id, now) end
+if to == 'succeeded' or to == 'dead' or to == 'cancelled' then finish(id, ARGV[7]) end
+return {1, state}
+"""
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def iso_ms(ms) -> str | None:
+    """Epoch milliseconds as ISO-8601 UTC with milliseconds (``2026-03-01T12:00:00.000Z``)."""
+    if ms in (None, ""):
+        return None
+    dt = datetime.fromtimestamp(int(ms) / 1000, tz=timezone.utc)
+    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_iso_ms(text: str) -> int:
+    """ISO-8601 with an offset (or ``Z``) as epoch milliseconds.
+
+    Raises:
+        ValueError: when the text is not such a timestamp.
+    """
+    if not isinstance(text, str):
+        raise ValueError("must be an ISO-8601 string")
+    dt = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    if dt.tzinfo is None:
+        raise ValueError("must include a UTC offset (for example 2026-03-01T12:00:00Z)")
+    return int(round(dt.timestamp() * 1000))
+
+
+def encode_message(job: dict, attempt_options: dict | None = None) -> tuple[str, str, str]:
+    """The Dramatiq message that runs ``job``: ``(queue, redis message id, encoded body)``."""
+    band = queueing.band_for(job["priority"])
+    queue = queueing.queue_name(job["type"], band)
+    rid = str(uuid.uuid4())
+    body = {k: job[k] for k in ("id", "type", "campaignId", "payload", "priority")}
+    message = Message(
+        queue_name=queue, actor_name=queueing.actor_name(job["type"], band), args=(body,),
+        kwargs={}, options={"redis_message_id": rid, **(attempt_options or {})},
+    )
+    return queue, rid, message.encode().decode("utf-8")
+
+
+@dataclass
+class TransitionResult:
+    """Outcome of a guarded transition: ``ok``, the state found, or ``missing``."""
+
+    ok: bool
+    previous: str | None
+
+    @property
+    def missing(self) -> bool:
+        return self.previous is None
+
+
+class JobStore:
+    """Reads and changes job records and timers; the only code that knows their keys."""
+
+    def __init__(self, redis, namespace: str, retention_hours: int = 168):
+        self.redis = redis
+        self.prefix = f"{namespace}:"
+        self.retention_s = int(retention_hours * 3600)
+        self._create = redis.register_script(_CREATE)
+        self._pump = redis.register_script(_PUMP)
+        self._transition = redis.register_script(_TRANSITION)
+
+    # -- keys ------------------------------------------------------------------------
+    def key(self, *parts) -> str:
+        return self.prefix + ":".join(parts)
+
+    @property
+    def wall_timers(self) -> str:
+        return self.key("timers", "wall")
+
+    def world_timers(self, campaign_id: str) -> str:
+        return self.key("timers", "world", campaign_id)
+
+    # -- create ----------------------------------------------------------------------
+    def create(self, job: dict, *, run_at_ms=None, run_at_world_ms=None, idempotency_key=None):
+        """Store a new job and schedule or enqueue it, atomically.
+
+        Args:
+            job: ``{"id", "type", "campaignId", "payload", "priority"}`` (validated).
+            run_at_ms: wall-clock due time; ``None`` with no world time means due now.
+            run_at_world_ms: due time on the campaign's world clock.
+            idempotency_key: a second create with the same key returns the first job.
+
+        Returns:
+            ``(record, created)``; ``created`` is False when the key matched a job.
+        """
+        now = now_ms()
+        queue, rid, message = encode_message(job)
+        timer, due = "", ""
+        if run_at_world_ms is not None:
+            known = self.redis.hget(self.key("worldtime"), job["campaignId"])
+            if known is None or int(known) < run_at_world_ms:
+                timer, due = self.world_timers(job["campaignId"]), run_at_world_ms
+        elif run_at_ms is not None and run_at_ms > now:
+            timer, due = self.wall_timers, run_at_ms
+        fields = {
+            "id": job["id"], "type": job["type"], "campaignId": job["campaignId"],
+            "payload": json.dumps(job["payload"]), "priority": job["priority"],
+            "runAt": "" if run_at_ms is None else run_at_ms,
+            "runAtWorldTime": "" if run_at_world_ms is None else run_at_world_ms,
+            "attempts": 0, "lastError": "", "result": "", "createdAt": now, "updatedAt": now,
+            "idempotencyKey": idempotency_key or "", "deadLetter": "",
+            "queue": queue, "rid": rid, "message": message,
+        }
+        flat = [x for kv in fields.items() for x in kv]
+        created, job_id = self._create(args=[
+            self.prefix, now, job["id"], idempotency_key or "", timer, due, self.retention_s, *flat,
+        ])
+        job_id = job_id.decode() if isinstance(job_id, bytes) else job_id
+        return self.get(job_id), bool(created)
+
+    # -- read ------------------------------------------------------------------------
+    def get(self, job_id: str) -> dict | None:
+        """The public record of a job, or None."""
+        raw = self.redis.hgetall(self.key("job", job_id))
+        return _record(raw) if raw else None
+
+    def get_internal(self, job_id: str, *fields) -> list:
+        return [v.decode() if isinstance(v, bytes) else v
+                for v in self.redis.hmget(self.key("job", job_id), *fields)]
+
+    def history(self, job_id: str) -> list[dict]:
+        entries = self.redis.lrange(self.key("job", job_id, "history"), 0, -1)
+        out = []
+        for raw in entries:
+            e = json.loads(raw)
+            out.append({"at": iso_ms(e["at"]), "from": e["from"] or None, "to": e["to"],
+                        "detail": e["detail"]})
+        return out
+
+    def list(self, *, state=None, job_type=None, campaign_id=None, limit=50, cursor=None):
+        """Newest first, filtered; returns ``(records, next cursor or None)``.
+
+        The cursor is the creation time and id of the last item returned, so pages stay
+        stable while new jobs arrive.
+        """
+        index = self.key("jobs", "state", state) if state else self.key("jobs", "all")
+        max_score, skip_until = "+inf", None
+        if cursor:
+            score, _, skip_until = cursor.partition(":")
+            max_score = score
+        items: list[dict] = []
+        offset = 0
+        batch = max(limit * 2, 100)
+        while len(items) < limit:
+            ids = self.redis.zrevrangebyscore(index, max_score, "-inf", start=offset, num=batch,
+                                              withscores=True)
+            if not ids:
+                return items, None
+            offset += len(ids)
+            pipe = self.redis.pipeline(transaction=False)
+            for job_id, _ in ids:
+                pipe.hgetall(self.key("job", job_id.decode()))
+            for (job_id, score), raw in zip(ids, pipe.execute()):
+                job_id = job_id.decode()
+                if skip_until is not None:
+                    if job_id == skip_until:
+                        skip_until = None
+                    continue
+                if not raw:  # expired record: drop it from the indexes
+                    self.redis.zrem(index, job_id)
+                    continue
+                rec = _record(raw)
+                if job_type and rec["type"] != job_type:
+                    continue
+                if campaign_id and rec["campaignId"] != campaign_id:
+                    continue
+                items.append(rec)
+                if len(items) == limit:
+                    return items, f"{int(score)}:{job_id}"
+        return items, None
+
+    # -- transitions -----------------------------------------------------------------
+    def transition(self, job_id, allowed, to, detail="", **fields) -> TransitionResult:
+        """Move a job to ``to`` if its state is one of ``allowed``, setting ``fields``."""
+        flat = []
+        for k, v in fields.items():
+            flat += [k, "" if v is None else (json.dumps(v) if isinstance(v, (dict, list)) else v)]
+        ok, previous = self._transition(args=[
+            self.prefix, now_ms(), job_id, ",".join(allowed), to, detail, self.retention_s, *flat,
+        ])
+        previous = previous.decode() if isinstance(previous, bytes) else previous
+        return TransitionResult(ok == 1, previous if ok != -1 else None)
+
+    def reschedule(self, job_id, due_ms, *, detail, from_states=("running",), **fields):
+        """Put a job back on the wall timer at ``due_ms`` with a fresh message."""
+        type_, campaign, payload, priority = self.get_internal(job_id, "type", "campaignId", "payload", "priority")
+        job = {"id": job_id, "type": type_, "campaignId": campaign, "payload": json.loads(payload),
+               "priority": int(priority)}
+        queue, rid, message = encode_message(job)
+        return self.transition(job_id, from_states, "scheduled", detail, runAt=due_ms,
+                               runAtWorldTime="", queue=queue, rid=rid, message=message, **fields)
+
+    def requeue(self, job_id, *, detail, from_states, payload=None, priority=None, **fields):
+        """Enqueue a job again now (dead-letter replay), optionally with a new payload."""
+        type_, campaign, old_payload, old_priority = self.get_internal(
+            job_id, "type", "campaignId", "payload", "priority")
+        job = {"id": job_id, "type": type_, "campaignId": campaign,
+               "payload": json.loads(old_payload) if payload is None else payload,
+               "priority": int(old_priority) if priority is None else priority}
+        queue, rid, message = encode_message(job)
+        return self.transition(job_id, from_states, "queued", detail, payload=json.dumps(job["payload"]),
+                               priority=job["priority"], queue=queue, rid=rid, message=message,
+                               **fields)
+
+    def update_scheduled(self, job_id, *, run_at_ms=None, run_at_world_ms=None, priority=None):
+        """Change the due time or priority of a ``scheduled`` job (its timer moves with it)."""
+        type_, campaign, payload, old_priority, old_wall, old_world = self.get_internal(
+            job_id, "type", "campaignId", "payload", "priority", "runAt", "runAtWorldTime")
+        if type_ is None:
+            return TransitionResult(False, None)
+        job = {"id": job_id, "type": type_, "campaignId": campaign, "payload": json.loads(payload),
+               "priority": int(old_priority) if priority is None else priority}
+        queue, rid, message = encode_message(job)
+        wall = old_wall or ""
+        world = old_world or ""
+        if run_at_ms is not None:
+            wall, world = run_at_ms, ""
+        elif run_at_world_ms is not None:
+            wall, world = "", run_at_world_ms
+        changes = []
+        if priority is not None:
+            changes.append(f"priority {old_priority} -> {priority}")
+        if run_at_ms is not None or run_at_world_ms is not None:
+            changes.append("due time changed")
+        return self.transition(job_id, ["scheduled"], "scheduled", "updated: " + ", ".join(changes),
+                               runAt=wall, runAtWorldTime=world, priority=job["priority"],
+                               queue=queue, rid=rid, message=message)
+
+    # -- timers ----------------------------------------------------------------------
+    def pump(self, timer_key: str, max_score: int, limit: int = 1000, detail="due") -> tuple[int, int]:
+        """Promote up to ``limit`` timers due at ``max_score`` into their queues.
+
+        Returns:
+            ``(jobs enqueued, timers removed)``.
+        """
+        moved, seen = self._pump(keys=[timer_key], args=[self.prefix, now_ms(), max_score, limit, detail])
+        return moved, seen
+
+    def next_wall_due(self) -> int | None:
+        first = self.redis.zrange(self.wall_timers, 0, 0, withscores=True)
+        return int(first[0][1]) if first else None
+
+    def remember_world_time(self, campaign_id: str, world_ms: int) -> None:
+        """Keep the newest world time seen for a campaign (never moves backwards)."""
+        key = self.key("worldtime")
+        current = self.redis.hget(key, campaign_id)
+        if current is None or int(current) < world_ms:
+            self.redis.hset(key, campaign_id, world_ms)
+
+
+def _record(raw: dict) -> dict:
+    r = {k.decode(): v.decode() for k, v in raw.items()}
+
+    def as_json(text):
+        return json.loads(text) if text else None
+
+    return {
+        "id": r["id"],
+        "type": r["type"],
+        "campaignId": r["campaignId"],
+        "payload": as_json(r.get("payload")) or {},
+        "priority": int(r["priority"]),
+        "state": r["state"],
+        "runAt": iso_ms(r.get("runAt")),
+        "runAtWorldTime": iso_ms(r.get("runAtWorldTime")),
+        "attempts": int(r.get("attempts") or 0),
+        "lastError": r.get("lastError") or None,
+        "result": as_json(r.get("result")),
+        "createdAt": iso_ms(r["createdAt"]),
+        "updatedAt": iso_ms(r["updatedAt"]),
+        "idempotencyKey": r.get("idempotencyKey") or None,
+    }
