@@ -5,6 +5,7 @@ They are registered through the same hooks as any third-party plugin's.
 
 from __future__ import annotations
 
+from .api.health import api_check
 from .health import queue_check, redis_check
 from .hookspecs import hookimpl
 from .jobtypes import HealthCheck, JobType
@@ -33,4 +34,5 @@ def register_health_checks():
     return [
         HealthCheck("redis", redis_check, critical=True),
         HealthCheck("queue", queue_check, critical=False),
+        HealthCheck("api", api_check, critical=False),
     ]

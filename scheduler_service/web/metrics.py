@@ -13,6 +13,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_flask_exporter import PrometheusMetrics
 
 from .. import __version__
+from ..api.health import ApiCollector
 from ..health import run_checks
 from ..queuestats import queue_stats
 
@@ -56,5 +57,6 @@ def init_metrics(app, services):
                                 excluded_paths=["/metrics"])
     metrics.info("scheduler_service_info", "Scheduler service version.", version=__version__)
     registry.register(QueueCollector(services))
+    registry.register(ApiCollector(services))
     app.extensions["prometheus"] = metrics
     return metrics

@@ -1,0 +1,362 @@
+"""The typed client of the main campaign API.
+
+One call of a client method goes through, in order:
+
+1. the TTL cache (``campaigns`` and ``get_effect`` only, unless bypassed);
+2. the circuit breaker, which refuses the call at once with
+   :class:`~scheduler_service.errors.CircuitOpen` while open;
+3. up to ``1 + max_retries`` attempts, each first taking a token from the process's rate
+   limiter, then one HTTP POST with the request timeout; a
+   :class:`~scheduler_service.errors.Transient` failure is retried after a jittered
+   exponential backoff, anything else is raised at once;
+4. the typed result (:mod:`scheduler_service.api.models`) built from the answer.
+
+A call that ends in a transient error after its retries counts as *one* failure of the
+breaker; the half-open trial call is a single attempt.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import Counter
+from datetime import datetime
+from typing import Any, Callable, Iterator
+
+from ..errors import (
+    BadInput,
+    CircuitOpen,
+    Conflict,
+    Forbidden,
+    NotFound,
+    Transient,
+    Unauthenticated,
+    UpstreamError,
+)
+from . import operations as ops
+from .breaker import ApiCircuitBreaker
+from .cache import TTLCache
+from .models import Campaign, Effect, EffectExecutionResult, Event, Page, Settlement, Structure
+from .ratelimit import RateLimiter
+from .retry import RetryPolicy
+from .transport import Transport, encode
+
+logger = logging.getLogger(__name__)
+
+#: Page size of the iterating helpers (the contract allows at most 500).
+DEFAULT_PAGE_SIZE = 500
+
+#: Outcome label of each error class in the call counters (most specific first).
+OUTCOMES: tuple[tuple[type[UpstreamError], str], ...] = (
+    (CircuitOpen, "circuit_open"),
+    (NotFound, "not_found"),
+    (Conflict, "conflict"),
+    (BadInput, "bad_input"),
+    (Unauthenticated, "unauthenticated"),
+    (Forbidden, "forbidden"),
+    (Transient, "transient"),
+    (UpstreamError, "error"),
+)
+
+
+def outcome_of(error: BaseException | None) -> str:
+    """The ``outcome`` label of a call that ended with ``error`` (``ok`` for None)."""
+    if error is None:
+        return "ok"
+    for cls, label in OUTCOMES:
+        if isinstance(error, cls):
+            return label
+    return "error"
+
+
+class CallStats:
+    """Thread-safe counters of calls by (operation, outcome) and of retries by operation."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.calls: Counter = Counter()
+        self.retries: Counter = Counter()
+
+    def call(self, operation: str, outcome: str) -> None:
+        with self._lock:
+            self.calls[(operation, outcome)] += 1
+
+    def retry(self, operation: str) -> None:
+        with self._lock:
+            self.retries[operation] += 1
+
+    def snapshot(self) -> tuple[dict, dict]:
+        """Copies of ``(calls, retries)``."""
+        with self._lock:
+            return dict(self.calls), dict(self.retries)
+
+
+class ApiClient:
+    """Reads and writes campaign data through the main API's GraphQL endpoint.
+
+    Thread-safe: one instance serves every thread of a process (see
+    :func:`scheduler_service.api.get_api_client`). Build it with :meth:`from_settings`.
+
+    Args:
+        transport: sends one request.
+        retry: how often and how long to retry transient failures.
+        breaker: the circuit breaker, or None for none.
+        limiter: the rate limiter, or None for no limit.
+        cache: the TTL cache of campaigns and effects (a TTL of 0 disables it).
+        sleep: how to wait between retries (injected by tests).
+    """
+
+    def __init__(self, transport: Transport, *, retry: RetryPolicy | None = None,
+                 breaker: ApiCircuitBreaker | None = None, limiter: RateLimiter | None = None,
+                 cache: TTLCache | None = None, sleep: Callable[[float], None] = time.sleep):
+        self.transport = transport
+        self.retry = retry or RetryPolicy()
+        self.breaker = breaker
+        self.limiter = limiter
+        self.cache = cache or TTLCache(0)
+        self.stats = CallStats()
+        self._sleep = sleep
+        #: The process that built the client; a forked child must build its own.
+        self.pid = os.getpid()
+
+    @classmethod
+    def from_settings(cls, settings, *, headers: dict | None = None, **overrides) -> "ApiClient":
+        """A client configured by the ``API_*`` settings.
+
+        Args:
+            settings: the service's :class:`~scheduler_service.config.Settings`.
+            headers: extra HTTP headers sent with every request.
+            overrides: keyword arguments of the constructor to use instead of the defaults.
+        """
+        timeout_s = settings.api_request_timeout_ms / 1000
+        parts = {
+            "transport": Transport(settings.api_url, settings.api_token, settings.api_auth_scheme,
+                                   timeout_s=timeout_s, headers=headers),
+            "retry": RetryPolicy(max_retries=settings.api_max_retries),
+            "breaker": ApiCircuitBreaker(settings.api_breaker_threshold,
+                                         settings.api_breaker_duration_ms / 1000,
+                                         trial_wait_s=timeout_s),
+            "limiter": (RateLimiter(settings.api_rate_limit_per_second)
+                        if settings.api_rate_limit_per_second > 0 else None),
+            "cache": TTLCache(settings.api_cache_ttl_s),
+        }
+        parts.update(overrides)
+        return cls(**parts)
+
+    def close(self) -> None:
+        """Close the pooled HTTP connections."""
+        self.transport.close()
+
+    # -- the call path ---------------------------------------------------------------------
+
+    def execute(self, prepared: ops.Prepared, variables: dict | None = None) -> Any:
+        """Send a prepared operation through breaker, retries and rate limit; return its result.
+
+        Raises:
+            CircuitOpen: the breaker is open; no request was made.
+            Transient: still failing after the retries.
+            NotFound, Conflict, BadInput, Unauthenticated, Forbidden, UpstreamError: the API's
+                permanent answers, never retried.
+        """
+        body = encode(prepared.text, variables, prepared.name)
+        try:
+            if self.breaker is None:
+                data = self._attempts(prepared.name, body, self.retry.max_retries)
+            else:
+                data = self.breaker.run(prepared.name, lambda trial: self._attempts(
+                    prepared.name, body, 0 if trial else self.retry.max_retries))
+            result = self._interpret(prepared, data)
+        except UpstreamError as e:
+            self.stats.call(prepared.name, outcome_of(e))
+            raise
+        self.stats.call(prepared.name, "ok")
+        return result
+
+    def _attempts(self, operation: str, body: bytes, retries: int) -> dict:
+        attempt = 0
+        while True:
+            if self.limiter is not None:
+                self.limiter.acquire()
+            try:
+                return self.transport.post(body, operation)
+            except Transient as e:
+                if attempt >= retries:
+                    raise
+                attempt += 1
+                delay = self.retry.delay(attempt)
+                self.stats.retry(operation)
+                logger.warning("API %s failed transiently (%s); retry %s of %s in %.2fs",
+                               operation, e, attempt, retries, delay)
+                self._sleep(delay)
+
+    @staticmethod
+    def _interpret(prepared: ops.Prepared, data: dict) -> Any:
+        try:
+            return prepared.interpret(data)
+        except Exception as e:  # an answer that does not match the contract
+            raise UpstreamError(f"unexpected answer to {prepared.name}: {e!r}",
+                                operation=prepared.name, code="BAD_RESPONSE") from e
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def campaigns(self, use_cache: bool = True) -> list[Campaign]:
+        """The campaigns the service account can see (cached; ``use_cache=False`` to re-read).
+
+        Their ``current_world_time`` may be as old as the cache: read a campaign's clock with
+        :meth:`get_current_world_time`.
+        """
+        if use_cache:
+            cached = self.cache.get(("campaigns",))
+            if cached is not None:
+                return list(cached)
+        result = self.execute(ops.CAMPAIGNS)
+        self.cache.put(("campaigns",), tuple(result))
+        return result
+
+    def campaign(self, campaign_id: str) -> Campaign | None:
+        """One campaign, or None when it does not exist."""
+        return self.execute(ops.CAMPAIGN, {"id": campaign_id})
+
+    def get_current_world_time(self, campaign_id: str) -> datetime | None:
+        """The campaign's world time, or None when it has no world clock (never cached)."""
+        return self.execute(ops.CURRENT_WORLD_TIME, {"campaignId": campaign_id})
+
+    def get_overdue_events(self, campaign_id: str, grace_period_ms: int | None = None,
+                           first: int | None = None, after: str | None = None) -> Page[Event]:
+        """One page of the campaign's overdue events, oldest first."""
+        return self.execute(ops.OVERDUE_EVENTS, {
+            "campaignId": campaign_id, "gracePeriodMs": grace_period_ms,
+            "first": first, "after": after})
+
+    def get_effect(self, effect_id: str, use_cache: bool = True) -> Effect | None:
+        """An effect with its executions, or None when it does not exist.
+
+        Args:
+            effect_id: the effect.
+            use_cache: False reads it from the API (and refreshes the cache); pass False
+                whenever the ``executions`` matter, as in the idempotency check.
+        """
+        key = ("effect", effect_id)
+        if use_cache:
+            cached = self.cache.get(key)
+            if cached is not None:
+                return cached
+        effect = self.execute(ops.EFFECT, {"id": effect_id})
+        if effect is not None:
+            self.cache.put(key, effect)
+        return effect
+
+    def settlements_by_campaign(self, campaign_id: str, first: int | None = None,
+                                after: str | None = None) -> Page[Settlement]:
+        """One page of a campaign's settlements."""
+        return self.execute(ops.SETTLEMENTS_BY_CAMPAIGN,
+                            {"campaignId": campaign_id, "first": first, "after": after})
+
+    def structures_by_campaign(self, campaign_id: str, first: int | None = None,
+                               after: str | None = None) -> Page[Structure]:
+        """One page of a campaign's structures."""
+        return self.execute(ops.STRUCTURES_BY_CAMPAIGN,
+                            {"campaignId": campaign_id, "first": first, "after": after})
+
+    def structures_by_settlement(self, settlement_id: str) -> list[Structure]:
+        """Every structure of one settlement."""
+        return self.execute(ops.STRUCTURES_BY_SETTLEMENT, {"settlementId": settlement_id})
+
+    def settlement(self, settlement_id: str) -> Settlement | None:
+        """One settlement, or None when it does not exist."""
+        return self.execute(ops.SETTLEMENT, {"id": settlement_id})
+
+    def structure(self, structure_id: str) -> Structure | None:
+        """One structure, or None when it does not exist."""
+        return self.execute(ops.STRUCTURE, {"id": structure_id})
+
+    def event(self, event_id: str) -> Event | None:
+        """One event, or None when it does not exist."""
+        return self.execute(ops.EVENT, {"id": event_id})
+
+    # -- paging helpers --------------------------------------------------------------------
+
+    def iter_settlements(self, campaign_id: str, page_size: int = DEFAULT_PAGE_SIZE) -> Iterator[Settlement]:
+        """Every settlement of a campaign, fetching pages of ``page_size`` as needed."""
+        return self._iterate(lambda after: self.settlements_by_campaign(campaign_id, page_size, after))
+
+    def iter_structures(self, campaign_id: str, page_size: int = DEFAULT_PAGE_SIZE) -> Iterator[Structure]:
+        """Every structure of a campaign, fetching pages of ``page_size`` as needed."""
+        return self._iterate(lambda after: self.structures_by_campaign(campaign_id, page_size, after))
+
+    def iter_overdue_events(self, campaign_id: str, grace_period_ms: int | None = None,
+                            page_size: int = DEFAULT_PAGE_SIZE) -> Iterator[Event]:
+        """Every overdue event of a campaign, oldest first, fetching pages as needed."""
+        return self._iterate(
+            lambda after: self.get_overdue_events(campaign_id, grace_period_ms, page_size, after))
+
+    @staticmethod
+    def _iterate(fetch: Callable[[str | None], Page]) -> Iterator:
+        after = None
+        while True:
+            page = fetch(after)
+            yield from page.nodes
+            if not page.has_next_page or not page.end_cursor:
+                return
+            if page.end_cursor == after:
+                raise UpstreamError(f"the API returned the cursor {after!r} twice; "
+                                    "stopping instead of looping", code="BAD_RESPONSE")
+            after = page.end_cursor
+
+    # -- mutations -------------------------------------------------------------------------
+
+    def expire_event(self, event_id: str) -> Event:
+        """Mark an event completed without running its effects.
+
+        Raises:
+            Conflict: it is already completed.
+            NotFound: it does not exist.
+        """
+        return self.execute(ops.EXPIRE_EVENT, {"eventId": event_id})
+
+    def execute_effect(self, effect_id: str, context: dict | None = None,
+                       dry_run: bool = False) -> EffectExecutionResult:
+        """Execute an effect; ``context`` is recorded on the execution unchanged.
+
+        The scheduler passes ``{"schedulerJobId": job_id}`` and checks
+        :meth:`~scheduler_service.api.models.Effect.execution_for_job` on a fresh
+        :meth:`get_effect` first, so a redelivered job does not run an effect twice.
+        """
+        result = self.execute(ops.EXECUTE_EFFECT, {"input": {
+            "effectId": effect_id, "context": context, "dryRun": dry_run}})
+        self.cache.invalidate(("effect", effect_id))
+        return result
+
+    def update_settlement(self, settlement_id: str, *, expected_version: int, level: int | None = None,
+                          variables: dict | None = None, branch_id: str | None = None,
+                          world_time: datetime | None = None) -> Settlement:
+        """Change a settlement's level and/or merge ``variables`` into its variables.
+
+        Raises:
+            Conflict: ``expected_version`` is not the stored version (re-read, then decide).
+            NotFound: it does not exist.
+        """
+        return self.execute(ops.UPDATE_SETTLEMENT, {
+            "id": settlement_id,
+            "input": _update_input(expected_version, level, variables, branch_id, world_time)})
+
+    def update_structure(self, structure_id: str, *, expected_version: int, level: int | None = None,
+                         variables: dict | None = None, branch_id: str | None = None,
+                         world_time: datetime | None = None) -> Structure:
+        """Change a structure's level and/or merge ``variables`` into its variables.
+
+        Raises:
+            Conflict: ``expected_version`` is not the stored version (re-read, then decide).
+            NotFound: it does not exist.
+        """
+        return self.execute(ops.UPDATE_STRUCTURE, {
+            "id": structure_id,
+            "input": _update_input(expected_version, level, variables, branch_id, world_time)})
+
+
+def _update_input(expected_version, level, variables, branch_id, world_time) -> dict:
+    values = {"expectedVersion": expected_version, "level": level, "variables": variables,
+              "branchId": branch_id, "worldTime": world_time}
+    return {k: v for k, v in values.items() if v is not None}

@@ -1,0 +1,122 @@
+"""One HTTP POST of a GraphQL document: the only module that knows ``requests`` exists.
+
+A :class:`Transport` owns one pooled :class:`requests.Session` (its connection pool is shared
+safely by threads; the client never touches cookies or per-request session state). Every
+``requests`` exception and every unusable answer is translated here into the service's
+exception tree, so one attempt either returns the ``data`` member or raises an
+:class:`~scheduler_service.errors.UpstreamError`.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timezone
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from .. import __version__
+from ..errors import Transient, UpstreamError
+from .failures import error_from_graphql, error_from_http
+
+#: Connections kept open to the API per process (more threads than this just queue).
+DEFAULT_POOL_SIZE = 32
+
+
+def auth_headers(token: str, scheme: str) -> dict[str, str]:
+    """The authentication header of ``API_AUTH_SCHEME``: ``api-key`` or ``bearer``."""
+    if scheme == "bearer":
+        return {"Authorization": f"Bearer {token}"}
+    if scheme == "api-key":
+        return {"x-api-key": token}
+    raise ValueError(f"unknown API auth scheme {scheme!r}")
+
+
+def _json_default(value):
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise TypeError("naive datetime sent to the API; give it a timezone")
+        text = value.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+        return text.replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def encode(query: str, variables: dict | None, operation: str | None) -> bytes:
+    """The JSON body of a GraphQL request; aware datetimes become ISO-8601 UTC strings."""
+    body = {"query": query, "variables": variables or {}}
+    if operation:
+        body["operationName"] = operation
+    return json.dumps(body, default=_json_default, separators=(",", ":")).encode()
+
+
+class Transport:
+    """POSTs GraphQL documents to one endpoint.
+
+    Args:
+        url: the GraphQL endpoint.
+        token: the service-account credential.
+        auth_scheme: ``api-key`` (``x-api-key`` header) or ``bearer``.
+        timeout_s: connect and read timeout of each request.
+        headers: extra headers sent with every request.
+        pool_size: connections kept alive.
+    """
+
+    def __init__(self, url: str, token: str, auth_scheme: str = "api-key", timeout_s: float = 10.0,
+                 headers: dict | None = None, pool_size: int = DEFAULT_POOL_SIZE):
+        self.url = url
+        self.timeout_s = timeout_s
+        self.session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.headers.update({
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": f"scheduler-service/{__version__}",
+            **auth_headers(token, auth_scheme),
+            **(headers or {}),
+        })
+
+    def post(self, body: bytes, operation: str | None = None) -> dict:
+        """Send one request.
+
+        Returns:
+            The ``data`` member of the answer.
+
+        Raises:
+            Transient: timeout, connection error, HTTP 5xx/429, ``INTERNAL``, garbled answer.
+            UpstreamError: any other error answer (a subclass per GraphQL code).
+        """
+        try:
+            response = self.session.post(self.url, data=body, timeout=self.timeout_s)
+        except requests.Timeout as e:
+            raise Transient(f"no answer within {self.timeout_s * 1000:.0f} ms: {e}",
+                            operation=operation, code="TIMEOUT") from e
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.ContentDecodingError) as e:
+            raise Transient(f"cannot reach the API: {e}", operation=operation,
+                            code="CONNECTION") from e
+        except requests.RequestException as e:
+            raise UpstreamError(f"request failed: {e}", operation=operation) from e
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        if response.status_code != 200:
+            raise error_from_http(response.status_code, payload, operation)
+        if not isinstance(payload, dict):
+            raise Transient("the API answered 200 without a JSON object", operation=operation,
+                            code="BAD_RESPONSE")
+        errors = payload.get("errors")
+        if errors:
+            raise error_from_graphql(errors if isinstance(errors, list) else [errors], operation)
+        data = payload.get("data")
+        if not isinstance(data, dict):
+            raise Transient("the API answered without data or errors", operation=operation,
+                            code="BAD_RESPONSE")
+        return data
+
+    def close(self) -> None:
+        self.session.close()
