@@ -73,7 +73,7 @@ def error_from_http(status: int, body, operation: str | None) -> UpstreamError:
     errors = body.get("errors") if isinstance(body, dict) else None
     if errors and isinstance(errors, list):
         mapped = error_from_graphql(errors, operation)
-        if type(mapped) is not UpstreamError or status not in TRANSIENT_STATUSES:
+        if type(mapped) is not UpstreamError:
             return mapped
     if status in TRANSIENT_STATUSES or status >= 500:
         return Transient(_body_message(body, f"HTTP {status}"), operation=operation,
