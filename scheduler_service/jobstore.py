@@ -144,7 +144,12 @@ end
 set_state(id, state, to, now)
 history(id, now, state, to, detail)
 if to == 'queued' then enqueue(id, now) end
-if to == 'succeeded' or to == 'dead' or to == 'cancelled' then finish(id, ARGV[7]) end
+if to == 'succeeded' or to == 'dead' or to == 'cancelled' then
+  finish(id, ARGV[7])
+else
+  redis.call('persist', jk)
+  redis.call('persist', jk .. ':history')
+end
 return {1, state}
 """
 
@@ -279,7 +284,8 @@ class JobStore:
                         "detail": e["detail"]})
         return out
 
-    def list(self, *, state=None, job_type=None, campaign_id=None, limit=50, cursor=None):
+    def list(self, *, state=None, job_type=None, campaign_id=None, limit=50, cursor=None,
+             dead_letters_only=False):
         """Newest first, filtered; returns ``(records, next cursor or None)``.
 
         The cursor is the creation time and id of the last item returned, so pages stay
@@ -310,6 +316,8 @@ class JobStore:
                     continue
                 if not raw:  # expired record: drop it from the indexes
                     self.redis.zrem(index, job_id)
+                    continue
+                if dead_letters_only and raw.get(b"deadLetter") != b"1":
                     continue
                 rec = _record(raw)
                 if job_type and rec["type"] != job_type:
@@ -353,6 +361,29 @@ class JobStore:
         return self.transition(job_id, from_states, "queued", detail, payload=json.dumps(job["payload"]),
                                priority=job["priority"], queue=queue, rid=rid, message=message,
                                **fields)
+
+    def is_dead_letter(self, job_id) -> bool:
+        return self.redis.hget(self.key("job", job_id), "deadLetter") == b"1"
+
+    def _drop_dead_copy(self, job_id):
+        """Remove Dramatiq's dead-letter copy of the job's last message."""
+        queue, rid = self.get_internal(job_id, "queue", "rid")
+        if queue and rid:
+            pipe = self.redis.pipeline()
+            pipe.zrem(f"{self.prefix}{queue}.XQ", rid)
+            pipe.hdel(f"{self.prefix}{queue}.XQ.msgs", rid)
+            pipe.execute()
+
+    def replay_dead_letter(self, job_id, *, payload=None, detail):
+        """Enqueue a dead job again now, its attempts counted afresh; history is kept."""
+        self._drop_dead_copy(job_id)
+        return self.requeue(job_id, detail=detail, from_states=("dead",), payload=payload,
+                            attempts=0, deadLetter="", lastError=None, result=None)
+
+    def discard_dead_letter(self, job_id):
+        """Drop a dead job from the dead letters; its record stays until retention ends."""
+        self._drop_dead_copy(job_id)
+        return self.transition(job_id, ("dead",), "dead", "dead letter discarded", deadLetter="")
 
     def update_scheduled(self, job_id, *, run_at_ms=None, run_at_world_ms=None, priority=None):
         """Change the due time or priority of a ``scheduled`` job (its timer moves with it)."""

@@ -1,0 +1,167 @@
+"""Request and response models of the REST API, declared once.
+
+The same classes validate requests and generate the OpenAPI document
+(:mod:`scheduler_service.web.openapi`), so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ..jobstore import STATES, parse_iso_ms
+
+JobState = Literal["scheduled", "queued", "running", "succeeded", "failed", "dead", "cancelled"]
+assert set(JobState.__args__) == set(STATES)  # noqa: S101 - keep the two lists in step
+
+
+def _check_timestamp(value):
+    if value is None:
+        return value
+    try:
+        parse_iso_ms(value)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"must be an ISO-8601 timestamp with an offset, e.g. 2026-03-01T12:00:00Z ({e})") from None
+    return value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CreateJob(_Strict):
+    """A job to create. With neither ``runAt`` nor ``runAtWorldTime`` it is due now."""
+
+    type: str = Field(min_length=1, max_length=64, description="A registered job type name.")
+    campaignId: str = Field(min_length=1, max_length=128,
+                            description='The campaign, or "SYSTEM" for every campaign.')
+    payload: dict[str, Any] = Field(default_factory=dict,
+                                    description="Validated against the job type's payload schema.")
+    priority: Optional[int] = Field(default=None, ge=0, le=10,
+                                    description="0-10, higher first; the job type's default when omitted.")
+    runAt: Optional[str] = Field(default=None, description="Wall-clock due time (ISO-8601 with offset).")
+    runAtWorldTime: Optional[str] = Field(default=None,
+                                          description="Due time on the campaign's world clock (ISO-8601).")
+    idempotencyKey: Optional[str] = Field(default=None, min_length=1, max_length=200,
+                                          description="A second create with this key returns the first job.")
+
+    _times = field_validator("runAt", "runAtWorldTime")(_check_timestamp)
+
+    @model_validator(mode="after")
+    def _one_clock(self):
+        if self.runAt is not None and self.runAtWorldTime is not None:
+            raise ValueError("give runAt or runAtWorldTime, not both")
+        if self.runAtWorldTime is not None and self.campaignId == "SYSTEM":
+            raise ValueError("runAtWorldTime needs a campaign with a world clock, not SYSTEM")
+        return self
+
+
+class PatchJob(_Strict):
+    """Changes to a scheduled job: its due time and/or priority."""
+
+    runAt: Optional[str] = Field(default=None, description="New wall-clock due time.")
+    runAtWorldTime: Optional[str] = Field(default=None, description="New world-clock due time.")
+    priority: Optional[int] = Field(default=None, ge=0, le=10, description="New priority.")
+
+    _times = field_validator("runAt", "runAtWorldTime")(_check_timestamp)
+
+    @model_validator(mode="after")
+    def _something(self):
+        if self.runAt is not None and self.runAtWorldTime is not None:
+            raise ValueError("give runAt or runAtWorldTime, not both")
+        if self.runAt is None and self.runAtWorldTime is None and self.priority is None:
+            raise ValueError("nothing to change: give runAt, runAtWorldTime or priority")
+        return self
+
+
+class RequeueDeadLetter(_Strict):
+    """Optional corrected payload for a dead-letter replay."""
+
+    payload: Optional[dict[str, Any]] = Field(default=None,
+                                              description="Replaces the payload; validated like a create.")
+
+
+class ListJobsQuery(_Strict):
+    """Filters and paging of ``GET /jobs``."""
+
+    state: Optional[JobState] = None
+    type: Optional[str] = None
+    campaignId: Optional[str] = None
+    limit: int = Field(default=50, ge=1, le=500)
+    cursor: Optional[str] = Field(default=None, pattern=r"^\d+:[0-9a-fA-F-]{1,64}$")
+
+
+class Job(BaseModel):
+    """A job record."""
+
+    id: str
+    type: str
+    campaignId: str
+    payload: dict[str, Any]
+    priority: int
+    state: JobState
+    runAt: Optional[str]
+    runAtWorldTime: Optional[str]
+    attempts: int
+    lastError: Optional[str]
+    result: Optional[Any]
+    createdAt: str
+    updatedAt: str
+    idempotencyKey: Optional[str] = None
+
+
+class JobList(BaseModel):
+    """A page of jobs; pass ``nextCursor`` as ``cursor`` for the next page."""
+
+    items: list[Job]
+    nextCursor: Optional[str]
+
+
+class Transition(BaseModel):
+    """One entry of a job's history."""
+
+    at: str
+    from_: Optional[str] = Field(alias="from")
+    to: str
+    detail: str
+
+
+class JobHistory(BaseModel):
+    """Every transition of a job, oldest first."""
+
+    id: str
+    items: list[Transition]
+
+
+class JobTypeInfo(BaseModel):
+    """A registered job type."""
+
+    name: str
+    plugin: str
+    description: str
+    payloadSchema: dict[str, Any]
+    defaultPriority: int
+    maxRetries: int
+    timeLimitMs: int
+
+
+class JobTypeList(BaseModel):
+    items: list[JobTypeInfo]
+
+
+class ErrorDetail(BaseModel):
+    field: Optional[str]
+    message: str
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: list[ErrorDetail]
+
+
+class Error(BaseModel):
+    """Every error response."""
+
+    error: ErrorBody
