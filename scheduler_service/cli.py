@@ -150,15 +150,43 @@ def run():
     sys.exit(_run_group(settings, env=None))
 
 
+@cli.command("reference-api")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
+@click.option("--port", type=click.IntRange(1, 65535), default=None,
+              help="Port to bind (default: REFERENCE_API_PORT, 9264).")
+@click.option("--db", type=click.Path(dir_okay=False), default=None,
+              help="SQLite file (default: REFERENCE_API_DB, else DATA_DIR/reference.sqlite3).")
+@click.option("--seed", type=click.Choice(["demo", "none"]), default="none", show_default=True,
+              help="Fill an empty database with the demo campaigns.")
+@click.option("--threads", type=click.IntRange(1, 64), default=8, show_default=True,
+              help="Threads of the single gunicorn worker.")
+def reference_api(host, port, db, seed, threads):
+    """Serve the reference campaign API (GraphQL on /graphql, SQLite storage, gunicorn)."""
+    settings = _settings()
+    if db:
+        settings = settings.replace(reference_api_db=db)
+    from .reference_api.app import check_settings
+    from .reference_api.server import serve
+
+    try:
+        check_settings(settings)
+    except ConfigError as e:
+        click.echo(f"scheduler-service: {e}", err=True)
+        sys.exit(EXIT_CONFIG)
+    serve(settings, host, port or settings.reference_api_port, seed, threads)
+
+
 @cli.command()
 def dev():
-    """Development stack: an embedded Redis (unless REDIS_URL is set), then `run`.
+    """Development stack: an embedded Redis (unless REDIS_URL is set), the reference API
+    seeded with the demo campaigns, then `run` pointed at that API.
 
     Data is kept under DATA_DIR (default .data/). Every URL is printed at start.
     """
     settings = _settings()
     _registry()
     from .embedded_redis import EmbeddedRedis
+    from .supervisor import self_command
 
     env = dict(os.environ)
     env.setdefault("SCHEDULER_ENV", settings.env)
@@ -167,6 +195,9 @@ def dev():
         embedded = EmbeddedRedis(Path(settings.data_dir) / "redis", persist=True).start()
         env["REDIS_URL"] = embedded.url
     redis_url = env.get("REDIS_URL", settings.redis_url)
+    api_url = f"http://127.0.0.1:{settings.reference_api_port}/graphql"
+    env["API_URL"] = api_url
+    env.setdefault("API_SERVICE_ACCOUNT_TOKEN", settings.reference_api_key or "")
     base = f"http://127.0.0.1:{settings.port}"
     click.echo("\n".join([
         "scheduler-service dev is starting:",
@@ -174,10 +205,14 @@ def dev():
         f"  metrics     {base}/metrics",
         f"  dashboard   {base}/admin/queues/",
         f"  redis       {redis_url}" + ("  (embedded, data in %s)" % embedded.data_dir if embedded else ""),
+        f"  campaign API {api_url}  (reference API, demo seed, data in {settings.reference_api_db_path})",
         "Press Ctrl-C to stop everything.",
     ]), err=True)
     try:
-        code = _run_group(settings, env=env)
+        code = _run_group(settings, env=env, extra={
+            "reference-api": self_command("reference-api", "--seed", "demo",
+                                          "--port", str(settings.reference_api_port)),
+        })
     finally:
         if embedded is not None:
             embedded.stop()
