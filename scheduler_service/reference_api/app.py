@@ -1,0 +1,187 @@
+"""The WSGI app: ``POST /graphql`` with an API key, and ``GET /health``.
+
+Requests carry ``{"query", "variables", "operationName"}`` as JSON. The key comes in an
+``x-api-key`` header or as ``Authorization: Bearer <key>``; a missing or wrong key is HTTP 401
+with a GraphQL-style error (``UNAUTHENTICATED``). Every other error is a GraphQL error with the
+contract's ``extensions.code``: syntax, validation and variable errors are ``BAD_USER_INPUT``,
+anything unexpected is ``INTERNAL`` (logged with its traceback, never shown to the caller).
+
+Test hooks (only when ``REFERENCE_API_TEST_HOOKS`` is on, which production refuses):
+
+* ``x-test-delay-ms: N``: sleep N milliseconds (at most 60000) before answering;
+* ``x-test-fail-status: 5xx``: answer with that HTTP status and an ``INTERNAL`` error;
+* ``x-test-error-code: CODE``: answer HTTP 200 with one error of that code, executing nothing.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from functools import lru_cache
+
+from flask import Flask, jsonify, request
+from graphql import GraphQLError, GraphQLSyntaxError, execute_sync, parse, validate
+
+from ..errors import ConfigError
+from . import errors
+from .publisher import Publisher
+from .resolvers import Context
+from .schema import executable_schema
+from .storage import Store
+
+logger = logging.getLogger(__name__)
+
+DELAY_HEADER = "x-test-delay-ms"
+FAIL_STATUS_HEADER = "x-test-fail-status"
+ERROR_CODE_HEADER = "x-test-error-code"
+#: Longest delay the delay hook honours.
+MAX_TEST_DELAY_MS = 60_000
+_CODES = (errors.NOT_FOUND, errors.CONFLICT, errors.BAD_USER_INPUT, errors.UNAUTHENTICATED,
+          errors.FORBIDDEN, errors.INTERNAL)
+
+
+def check_settings(settings) -> None:
+    """Refuse settings the reference API must not run with.
+
+    Raises:
+        ConfigError: no key in production, or test hooks in production.
+    """
+    problems = []
+    if settings.reference_api_key is None:
+        problems.append("REFERENCE_API_KEY is required in production")
+    if settings.is_production and settings.reference_api_test_hooks:
+        problems.append("REFERENCE_API_TEST_HOOKS must not be enabled in production")
+    if problems:
+        raise ConfigError(problems)
+
+
+@lru_cache(maxsize=256)
+def _document(query: str):
+    """Parse and validate a query once; returns ``(document, errors)``."""
+    try:
+        document = parse(query)
+    except GraphQLSyntaxError as e:
+        return None, [e]
+    return document, validate(executable_schema(), document)
+
+
+def _formatted(error: GraphQLError) -> dict:
+    body = error.formatted
+    code = (error.extensions or {}).get("code")
+    if code is None:
+        if error.path is None:
+            code = errors.BAD_USER_INPUT  # the request itself: syntax, validation, variables
+        else:
+            logger.error("internal error at %s", ".".join(map(str, error.path)),
+                         exc_info=error.original_error)
+            body["message"] = "internal error"
+            code = errors.INTERNAL
+    body["extensions"] = {**body.get("extensions", {}), "code": code}
+    return body
+
+
+def _error(message: str, code: str, status: int):
+    return jsonify(errors.error_body(message, code)), status
+
+
+def _presented_key() -> str | None:
+    key = request.headers.get("x-api-key")
+    if key:
+        return key
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return None
+
+
+def _test_hooks():
+    """Honour the test-only headers; returns a response to send instead, or None."""
+    raw = request.headers.get(DELAY_HEADER)
+    if raw is not None:
+        try:
+            delay_ms = int(raw)
+        except ValueError:
+            delay_ms = -1
+        if not 0 <= delay_ms <= MAX_TEST_DELAY_MS:
+            return _error(f"{DELAY_HEADER} must be an integer from 0 to {MAX_TEST_DELAY_MS}, "
+                          f"got {raw!r}", errors.BAD_USER_INPUT, 400)
+        time.sleep(delay_ms / 1000)
+    raw = request.headers.get(FAIL_STATUS_HEADER)
+    if raw is not None:
+        if not (raw.isdigit() and 500 <= int(raw) <= 599):
+            return _error(f"{FAIL_STATUS_HEADER} must be an HTTP status from 500 to 599, got {raw!r}",
+                          errors.BAD_USER_INPUT, 400)
+        return _error("failure requested by the test hook", errors.INTERNAL, int(raw))
+    code = request.headers.get(ERROR_CODE_HEADER)
+    if code is not None:
+        if code not in _CODES:
+            return _error(f"{ERROR_CODE_HEADER} must be one of {', '.join(_CODES)}, got {code!r}",
+                          errors.BAD_USER_INPUT, 400)
+        return _error(f"{code} requested by the test hook", code, 200)
+    return None
+
+
+def create_app(settings, store: Store | None = None, publisher: Publisher | None = None) -> Flask:
+    """Build the reference API's WSGI app.
+
+    Args:
+        settings: the service settings (key, database, Redis, test hooks).
+        store: the storage; opened at ``settings.reference_api_db_path`` when omitted.
+        publisher: the Redis publisher; built from ``REDIS_URL`` when omitted (none when
+            ``REDIS_URL`` is not configured).
+
+    Raises:
+        ConfigError: see :func:`check_settings`.
+    """
+    check_settings(settings)
+    schema = executable_schema()
+    store = store or Store(settings.reference_api_db_path)
+    publisher = publisher or Publisher(settings.redis_url if settings.redis_url_explicit else None)
+    expected_key = settings.reference_api_key.encode()
+    hooks = settings.reference_api_test_hooks
+    if hooks:
+        logger.warning("reference API test hooks are ON (%s, %s, %s)",
+                       DELAY_HEADER, FAIL_STATUS_HEADER, ERROR_CODE_HEADER)
+
+    app = Flask(__name__)
+    app.json.sort_keys = False  # keep the field order of the query, as GraphQL asks
+    app.extensions["reference_api"] = {"store": store, "publisher": publisher}
+
+    @app.get("/health")
+    def health():
+        return {"status": "ok"}
+
+    @app.post("/graphql")
+    def graphql_endpoint():
+        presented = _presented_key()
+        if presented is None or not hmac.compare_digest(presented.encode(), expected_key):
+            return _error("missing or wrong API key (send x-api-key or Authorization: Bearer)",
+                          errors.UNAUTHENTICATED, 401)
+        if hooks:
+            early = _test_hooks()
+            if early is not None:
+                return early
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict) or not isinstance(body.get("query"), str) or not body["query"].strip():
+            return _error('the body must be a JSON object with a "query" string',
+                          errors.BAD_USER_INPUT, 400)
+        variables = body.get("variables")
+        if variables is not None and not isinstance(variables, dict):
+            return _error('"variables" must be a JSON object', errors.BAD_USER_INPUT, 400)
+        operation = body.get("operationName")
+        if operation is not None and not isinstance(operation, str):
+            return _error('"operationName" must be a string', errors.BAD_USER_INPUT, 400)
+
+        document, problems = _document(body["query"])
+        if problems:
+            return jsonify({"errors": [_formatted(e) for e in problems]})
+        result = execute_sync(schema, document, variable_values=variables,
+                              operation_name=operation,
+                              context_value=Context(store=store, publisher=publisher))
+        response = {"data": result.data}
+        if result.errors:
+            response["errors"] = [_formatted(e) for e in result.errors]
+        return jsonify(response)
+
+    return app
