@@ -112,10 +112,10 @@ class ApiClient:
                  breaker: ApiCircuitBreaker | None = None, limiter: RateLimiter | None = None,
                  cache: TTLCache | None = None, sleep: Callable[[float], None] = time.sleep):
         self.transport = transport
-        self.retry = retry or RetryPolicy()
+        self.retry = retry if retry is not None else RetryPolicy()
         self.breaker = breaker
         self.limiter = limiter
-        self.cache = cache or TTLCache(0)
+        self.cache = cache if cache is not None else TTLCache(0)
         self.stats = CallStats()
         self._sleep = sleep
         #: The process that built the client; a forked child must build its own.

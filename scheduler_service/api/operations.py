@@ -38,10 +38,13 @@ class Prepared:
     text: str
     operation: Operation
     root: str
+    graphql_root: str
     convert: Callable[[Any], Any]
 
     def interpret(self, data: dict) -> Any:
-        """The typed result of the ``data`` member of a successful answer."""
+        """The typed result of the ``data`` member of a successful answer (None for null)."""
+        if data[self.graphql_root] is None:
+            return None  # sgqlc would give an empty object instead
         typed = self.operation + {"data": data}
         return self.convert(getattr(typed, self.root))
 
@@ -87,7 +90,7 @@ def _prepare(kind, name: str, root: str, variables: dict, args: dict, model=None
     else:
         convert = _same
     return Prepared(name=name, text=op.__to_graphql__(auto_select_depth=1), operation=op,
-                    root=root, convert=convert)
+                    root=root, graphql_root=getattr(kind, root).graphql_name, convert=convert)
 
 
 _PAGED = {"campaignId": non_null(ID), "first": Int, "after": String}

@@ -48,3 +48,8 @@ def test_an_answer_becomes_frozen_dataclasses_with_aware_datetimes():
     assert effect.execution_for_job("job-2") is None
     with pytest.raises(AttributeError):
         effect.name = "changed"
+
+
+def test_a_null_entity_is_none_not_an_empty_object():
+    assert operations.SETTLEMENT.interpret({"settlement": None}) is None
+    assert operations.CURRENT_WORLD_TIME.interpret({"getCurrentWorldTime": None}) is None
