@@ -83,14 +83,17 @@ class DeadLetterDetails(Middleware):
             logger.exception("could not record dead-letter details for %s", message.message_id)
 
 
-def build_broker(settings, *, client=None, extra_middleware=()) -> RedisBroker:
+def build_broker(settings, *, client=None, job_records=None) -> RedisBroker:
     """Build the Redis broker from the settings.
 
     Args:
         settings: the validated :class:`~scheduler_service.config.Settings`.
         client: an existing redis client to share (tests); one is built from
             ``REDIS_URL`` otherwise.
-        extra_middleware: further middleware instances appended to the list.
+        job_records: the middleware that keeps job records (see
+            :mod:`scheduler_service.lifecycle`). Dramatiq runs ``after_*`` hooks in reverse
+            order, so it is placed before ``Retries`` in order to see whether the retries
+            middleware has failed the message for good.
 
     Returns:
         The broker, also installed as Dramatiq's global broker.
@@ -101,6 +104,7 @@ def build_broker(settings, *, client=None, extra_middleware=()) -> RedisBroker:
         ShutdownNotifications(),
         Callbacks(),
         Pipelines(),
+        *([job_records] if job_records is not None else []),
         Retries(
             max_retries=settings.queue_max_retries,
             min_backoff=settings.queue_retry_backoff_ms,
@@ -108,7 +112,6 @@ def build_broker(settings, *, client=None, extra_middleware=()) -> RedisBroker:
         ),
         CurrentMessage(),
         DeadLetterDetails(),
-        *extra_middleware,
     ]
     kwargs = dict(
         namespace=settings.redis_namespace,

@@ -59,7 +59,7 @@ def build_services(settings, registry: Registry | None = None) -> Services:
     )
     holder: list[Services] = []
     broker = build_broker(settings, client=client,
-                          extra_middleware=[JobRecords(lambda: holder[0].jobs)])
+                          job_records=JobRecords(lambda: holder[0].jobs))
     services = Services(settings=settings, registry=registry, redis=client, broker=broker,
                         jobs=JobStore(client, settings.redis_namespace, settings.job_retention_hours))
     holder.append(services)
