@@ -6,6 +6,7 @@ They are registered through the same hooks as any third-party plugin's.
 from __future__ import annotations
 
 from .api.health import api_check
+from .deferred_effect import DeferredEffectPayload, run_deferred_effect
 from .health import queue_check, redis_check
 from .hookspecs import hookimpl
 from .jobtypes import HealthCheck, JobType
@@ -25,6 +26,15 @@ def register_job_types():
             description="Does nothing and succeeds; checks the path from enqueue to worker.",
             priority=5,
             time_limit_ms=10_000,
+        ),
+        JobType(
+            name="DEFERRED_EFFECT",
+            handler=run_deferred_effect,
+            payload_model=DeferredEffectPayload,
+            description="Executes one effect of the main API when due (runAt or runAtWorldTime); "
+                        "a redelivered job never executes the effect twice.",
+            priority=5,
+            time_limit_ms=60_000,
         ),
     ]
 

@@ -1,0 +1,151 @@
+"""DEFERRED_EFFECT against the live reference API, through real timers and a real worker."""
+
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from scheduler_service.dispatch import send_job
+from scheduler_service.embedded_redis import free_port
+from scheduler_service.jobstore import now_ms, parse_iso_ms
+from scheduler_service.timers import WallTimerPump, pump_world
+from helpers import wait_for
+
+PATCH = [{"op": "replace", "path": "/variables/morale", "value": 7}]
+
+
+@pytest.fixture
+def settings(make_settings, reference_api):
+    return make_settings(API_URL=reference_api.url, API_SERVICE_ACCOUNT_TOKEN=reference_api.key,
+                         API_RATE_LIMIT_PER_SECOND=0)
+
+
+@pytest.fixture
+def pump(services):
+    p = WallTimerPump(services.jobs, interval_ms=20).start()
+    yield p
+    p.stop()
+
+
+def executions(reference_api, effect_id):
+    return reference_api.data("query($id: ID!) { getEffect(id: $id) { executions { id context } } }",
+                              {"id": effect_id})["getEffect"]["executions"]
+
+
+def settlement_with_effect(reference_api, world_time=None, payload=PATCH, active=True):
+    world = reference_api.make_world(world_time=world_time, settlement_variables={"morale": 1})
+    settlement = world["settlements"][0]
+    effect = reference_api.make_effect("Settlement", settlement["id"], payload, is_active=active)
+    return world, settlement, effect
+
+
+def wait_state(services, job_id, state, timeout=15):
+    return wait_for(lambda: (j := services.jobs.get(job_id))["state"] == state and j,
+                    timeout=timeout, message=f"job {job_id} to be {state}")
+
+
+def test_effect_due_in_two_seconds_runs_once(services, worker, pump, reference_api):
+    world, settlement, effect = settlement_with_effect(reference_api)
+    due = now_ms() + 2000
+    job, created = send_job(services, "DEFERRED_EFFECT", world["campaign"]["id"],
+                            {"effectId": effect["id"]}, run_at_ms=due)
+    assert created and job["state"] == "scheduled"
+    time.sleep(1.0)
+    assert executions(reference_api, effect["id"]) == []          # not before it is due
+    done = wait_state(services, job["id"], "succeeded")
+    assert done["result"]["outcome"] == "executed"
+    runs = executions(reference_api, effect["id"])
+    assert len(runs) == 1 and runs[0]["context"]["schedulerJobId"] == job["id"]
+    assert runs[0]["id"] == done["result"]["executionId"]
+    after = reference_api.data("query($id: ID!) { settlement(id: $id) { variables } }",
+                               {"id": settlement["id"]})["settlement"]
+    assert after["variables"]["morale"] == 7
+    history = [h for h in services.jobs.history(job["id"]) if h["to"] == "running"]
+    started_ms = parse_iso_ms(history[0]["at"])
+    assert due <= started_ms < due + 1000
+
+
+def test_effect_due_at_world_time_waits_for_advance_world_time(services, worker, reference_api):
+    start = datetime(1500, 1, 1, tzinfo=timezone.utc)
+    world, _, effect = settlement_with_effect(reference_api, world_time=start)
+    campaign = world["campaign"]["id"]
+    due = start + timedelta(days=1)
+    job, _ = send_job(services, "DEFERRED_EFFECT", campaign, {"effectId": effect["id"]},
+                      run_at_world_ms=int(due.timestamp() * 1000))
+    # An advance that stops short of the due time runs nothing
+    result = reference_api.advance(campaign, start + timedelta(hours=23))
+    pump_world(services.jobs, campaign, parse_iso_ms(result["currentWorldTime"]))
+    time.sleep(0.5)
+    assert services.jobs.get(job["id"])["state"] == "scheduled"
+    assert executions(reference_api, effect["id"]) == []
+    # An advance past it does
+    result = reference_api.advance(campaign, start + timedelta(days=2))
+    assert pump_world(services.jobs, campaign, parse_iso_ms(result["currentWorldTime"])) == 1
+    wait_state(services, job["id"], "succeeded")
+    assert len(executions(reference_api, effect["id"])) == 1
+
+
+def test_missing_or_inactive_effect_is_skipped(services, worker, reference_api):
+    _, _, inactive = settlement_with_effect(reference_api, active=False)
+    job1, _ = send_job(services, "DEFERRED_EFFECT", "c1", {"effectId": "no-such-effect"})
+    job2, _ = send_job(services, "DEFERRED_EFFECT", "c1", {"effectId": inactive["id"]})
+    r1 = wait_state(services, job1["id"], "succeeded")["result"]
+    r2 = wait_state(services, job2["id"], "succeeded")["result"]
+    assert r1["outcome"] == "skipped" and "does not exist" in r1["reason"]
+    assert r2["outcome"] == "skipped" and "inactive" in r2["reason"]
+    assert executions(reference_api, inactive["id"]) == []
+
+
+def test_an_execution_recorded_for_this_job_is_never_repeated(services, worker, reference_api):
+    _, _, effect = settlement_with_effect(reference_api)
+    job, _ = send_job(services, "DEFERRED_EFFECT", "c1", {"effectId": effect["id"]},
+                      run_at_ms=now_ms() + 3_600_000)
+    # Given the effect was already executed by this job (as by an attempt that died before ack)
+    reference_api.data("mutation($i: ExecuteEffectInput!) { executeEffect(input: $i) { success } }",
+                       {"i": {"effectId": effect["id"], "context": {"schedulerJobId": job["id"]}}})
+    # When the job runs
+    services.jobs.update_scheduled(job["id"], run_at_ms=now_ms() - 1)
+    from scheduler_service.timers import pump_wall
+
+    assert pump_wall(services.jobs) == 1
+    result = wait_state(services, job["id"], "succeeded")["result"]
+    # Then it does not execute the effect a second time
+    assert result["outcome"] == "skipped" and result["reason"] == "already executed by this job"
+    assert len(executions(reference_api, effect["id"])) == 1
+
+
+def test_success_false_is_a_permanent_failure(services, worker, reference_api):
+    bad = [{"op": "remove", "path": "/variables/not-there"}]
+    _, _, effect = settlement_with_effect(reference_api, payload=bad)
+    job, _ = send_job(services, "DEFERRED_EFFECT", "c1", {"effectId": effect["id"]})
+    dead = wait_state(services, job["id"], "dead")
+    assert dead["attempts"] == 1
+    assert "PermanentJobError" in dead["lastError"] and "does not apply" in dead["lastError"]
+
+
+def test_open_circuit_reschedules_without_spending_an_attempt(make_settings, redis_client):
+    from dramatiq import Worker
+
+    from scheduler_service.services import build_services
+
+    # Given an API that cannot be reached and a breaker that opens after one failure
+    closed = f"http://127.0.0.1:{free_port()}/graphql"
+    services = build_services(make_settings(API_URL=closed, API_MAX_RETRIES=0,
+                                            API_CIRCUIT_BREAKER_THRESHOLD=1,
+                                            API_CIRCUIT_BREAKER_DURATION_MS=60_000))
+    worker = Worker(services.broker, worker_threads=1, worker_timeout=50)
+    worker.start()
+    try:
+        job, _ = send_job(services, "DEFERRED_EFFECT", "c1", {"effectId": "e1"})
+        # When the first attempt fails (transient) and opens the circuit, and the retry meets it
+        rescheduled = wait_state(services, job["id"], "scheduled", timeout=20)
+    finally:
+        worker.stop()
+        services.close()
+    # Then the job waits on its timer for the breaker, with the retry not counted
+    assert rescheduled["attempts"] == 1
+    assert rescheduled["lastError"].startswith("CircuitOpen")
+    assert parse_iso_ms(rescheduled["runAt"]) > now_ms() + 30_000
+    details = [h["detail"] for h in services.jobs.history(job["id"])]
+    assert any(d.startswith("will retry: Transient") for d in details)
+    assert any("circuit open" in d for d in details)
