@@ -33,9 +33,3 @@ def make_client(make_settings, reference_api):
 def client(make_client):
     return make_client()
 
-
-def count_requests(client) -> list:
-    """Record every HTTP response the client receives; returns the (growing) list."""
-    seen = []
-    client.transport.session.hooks["response"].append(lambda r, *a, **k: seen.append(r.status_code))
-    return seen
