@@ -48,8 +48,9 @@ class ApiCircuitBreaker(CircuitBreaker):
         name: name in messages.
     """
 
-    def __init__(self, threshold: int, duration_s: float, *, clock: Callable[[], float] = time.monotonic,
-                 trial_wait_s: float = 1.0, name: str = "api"):
+    def __init__(self, threshold: int, duration_s: float, *,
+                 clock: Callable[[], float] = time.monotonic, trial_wait_s: float = 1.0,
+                 name: str = "api"):
         super().__init__(failure_threshold=threshold, recovery_timeout=duration_s,
                          expected_exception=Transient, name=name)
         self._clock = clock

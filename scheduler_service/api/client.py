@@ -12,7 +12,8 @@ One call of a client method goes through, in order:
 4. the typed result (:mod:`scheduler_service.api.models`) built from the answer.
 
 A call that ends in a transient error after its retries counts as *one* failure of the
-breaker; the half-open trial call is a single attempt.
+breaker; the half-open trial call is a single attempt, and a call stops retrying as soon as
+other calls have opened the breaker.
 """
 
 from __future__ import annotations
@@ -182,7 +183,7 @@ class ApiClient:
             try:
                 return self.transport.post(body, operation)
             except Transient as e:
-                if attempt >= retries:
+                if attempt >= retries or self._breaker_opened():
                     raise
                 attempt += 1
                 delay = self.retry.delay(attempt)
@@ -190,6 +191,10 @@ class ApiClient:
                 logger.warning("API %s failed transiently (%s); retry %s of %s in %.2fs",
                                operation, e, attempt, retries, delay)
                 self._sleep(delay)
+
+    def _breaker_opened(self) -> bool:
+        """Whether other calls opened the breaker meanwhile (then retrying is pointless)."""
+        return self.breaker is not None and self.breaker.opened
 
     @staticmethod
     def _interpret(prepared: ops.Prepared, data: dict) -> Any:
@@ -278,13 +283,17 @@ class ApiClient:
 
     # -- paging helpers --------------------------------------------------------------------
 
-    def iter_settlements(self, campaign_id: str, page_size: int = DEFAULT_PAGE_SIZE) -> Iterator[Settlement]:
+    def iter_settlements(self, campaign_id: str,
+                         page_size: int = DEFAULT_PAGE_SIZE) -> Iterator[Settlement]:
         """Every settlement of a campaign, fetching pages of ``page_size`` as needed."""
-        return self._iterate(lambda after: self.settlements_by_campaign(campaign_id, page_size, after))
+        return self._iterate(
+            lambda after: self.settlements_by_campaign(campaign_id, page_size, after))
 
-    def iter_structures(self, campaign_id: str, page_size: int = DEFAULT_PAGE_SIZE) -> Iterator[Structure]:
+    def iter_structures(self, campaign_id: str,
+                        page_size: int = DEFAULT_PAGE_SIZE) -> Iterator[Structure]:
         """Every structure of a campaign, fetching pages of ``page_size`` as needed."""
-        return self._iterate(lambda after: self.structures_by_campaign(campaign_id, page_size, after))
+        return self._iterate(
+            lambda after: self.structures_by_campaign(campaign_id, page_size, after))
 
     def iter_overdue_events(self, campaign_id: str, grace_period_ms: int | None = None,
                             page_size: int = DEFAULT_PAGE_SIZE) -> Iterator[Event]:
@@ -329,8 +338,9 @@ class ApiClient:
         self.cache.invalidate(("effect", effect_id))
         return result
 
-    def update_settlement(self, settlement_id: str, *, expected_version: int, level: int | None = None,
-                          variables: dict | None = None, branch_id: str | None = None,
+    def update_settlement(self, settlement_id: str, *, expected_version: int,
+                          level: int | None = None, variables: dict | None = None,
+                          branch_id: str | None = None,
                           world_time: datetime | None = None) -> Settlement:
         """Change a settlement's level and/or merge ``variables`` into its variables.
 
@@ -342,8 +352,9 @@ class ApiClient:
             "id": settlement_id,
             "input": _update_input(expected_version, level, variables, branch_id, world_time)})
 
-    def update_structure(self, structure_id: str, *, expected_version: int, level: int | None = None,
-                         variables: dict | None = None, branch_id: str | None = None,
+    def update_structure(self, structure_id: str, *, expected_version: int,
+                         level: int | None = None, variables: dict | None = None,
+                         branch_id: str | None = None,
                          world_time: datetime | None = None) -> Structure:
         """Change a structure's level and/or merge ``variables`` into its variables.
 

@@ -95,7 +95,7 @@ class EffectExecution:
 
 @dataclass(frozen=True)
 class Effect:
-    """An effect definition with its executions (oldest first); ``timing`` is PRE, ON_RESOLVE or POST."""
+    """An effect with its executions, oldest first; ``timing`` is PRE, ON_RESOLVE or POST."""
 
     id: str
     name: str

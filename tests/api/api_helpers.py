@@ -1,5 +1,6 @@
 """Helpers of the API client tests."""
 
+
 def count_requests(client) -> list:
     """Record every HTTP response the client receives; returns the (growing) list."""
     seen = []

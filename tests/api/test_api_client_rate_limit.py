@@ -10,11 +10,11 @@ LIMIT = 20
 
 
 def test_threads_sharing_a_client_stay_within_ten_percent_of_the_limit_over_five_seconds(make_client):
-    # Given one client limited to 20 calls/s, shared by 4 threads that call as fast as they can
+    # Given one client limited to 20 calls/s, shared by 6 threads that call as fast as they can
     client = make_client(API_RATE_LIMIT_PER_SECOND=LIMIT)
     client.campaigns(use_cache=False)  # connect before measuring
     time.sleep(1.0)  # let the bucket refill to its (small) burst, as after any quiet spell
-    counts = [0] * 4
+    counts = [0] * 6
     failures = []
     start = threading.Barrier(len(counts) + 1)
     deadline = [0.0]
@@ -26,7 +26,8 @@ def test_threads_sharing_a_client_stay_within_ten_percent_of_the_limit_over_five
                 client.campaigns(use_cache=False)
             except UpstreamError as e:
                 failures.append(e)
-            counts[i] += 1
+            if time.monotonic() <= deadline[0]:  # answered within the window
+                counts[i] += 1
 
     threads = [threading.Thread(target=hammer, args=(i,)) for i in range(len(counts))]
     for t in threads:
@@ -36,9 +37,10 @@ def test_threads_sharing_a_client_stay_within_ten_percent_of_the_limit_over_five
     for t in threads:
         t.join(30)
 
-    # Then they made 100 calls in 5 s, within 10 %
+    # Then 100 calls were answered in those 5 s, within 10 %
     total = sum(counts)
     assert not failures
+    print(f"{total} calls in {SECONDS}s at a limit of {LIMIT}/s: {counts}")
     assert LIMIT * SECONDS * 0.9 <= total <= LIMIT * SECONDS * 1.1, counts
     assert all(c > 0 for c in counts)  # every thread got its turn
 

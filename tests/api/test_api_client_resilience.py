@@ -179,3 +179,17 @@ def test_the_breaker_opens_fails_fast_half_opens_and_closes(make_client, service
     assert "scheduler_api_circuit_opened_total 2.0" in metrics
     assert 'scheduler_api_calls_total{operation="Campaigns",outcome="circuit_open"} 21.0' in metrics
     assert 'scheduler_api_calls_total{operation="Campaigns",outcome="ok"} 2.0' in metrics
+
+
+def test_a_call_stops_retrying_once_other_calls_have_opened_the_breaker(make_client):
+    # Given a failing API and a call that would retry 3 times
+    client = make_client(headers={FAIL_STATUS_HEADER: "503"}, API_MAX_RETRIES=3,
+                         API_CIRCUIT_BREAKER_THRESHOLD=1)
+    requests_made = count_requests(client)
+    # When, during its first backoff, another thread's failure opens the breaker
+    client._sleep = lambda delay: client.breaker.record(Transient("elsewhere"), trial=False)
+    with pytest.raises(Transient):
+        client.structure("any")
+    # Then it gives up after its next attempt instead of spending all its retries
+    assert len(requests_made) == 2
+    assert client.breaker.state == STATE_OPEN

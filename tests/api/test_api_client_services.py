@@ -29,7 +29,7 @@ def test_one_client_per_process_built_lazily_from_the_settings(api_services, ref
     assert client.limiter.rate == api_services.settings.api_rate_limit_per_second
 
 
-def test_a_client_of_an_unreachable_api_builds_and_reports_up_until_calls_fail(make_settings, redis_client):
+def test_a_client_of_an_unreachable_api_builds_and_reports_up_until_calls_fail(make_settings):
     # Services and the client are built without a network call to the API
     settings = make_settings(API_URL=f"http://127.0.0.1:{free_port()}/graphql")
     services = build_services(settings)
