@@ -10,7 +10,9 @@ Modules, one concern each:
 * :mod:`.errors`: the GraphQL error codes of the contract.
 * :mod:`.scalars`: ``DateTime`` and ``JSON``.
 * :mod:`.jsonpatch`: the JSON-Patch subset effects use.
-* :mod:`.storage`: SQLite tables and queries.
+* :mod:`.tables`: the SQLite tables and how rows become GraphQL values.
+* :mod:`.storage`: connections, transactions and queries.
+* :mod:`.paging`: page sizes and opaque cursors.
 * :mod:`.publisher`: the Redis messages.
 * :mod:`.resolvers`: queries and mutations.
 * :mod:`.schema`: loading ``schema.graphql`` and binding the resolvers.

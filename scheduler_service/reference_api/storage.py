@@ -1,15 +1,13 @@
 """SQLite storage of the reference API: one file, one connection per thread.
 
-Times are epoch milliseconds, JSON values are JSON text. Every write runs in a
-``BEGIN IMMEDIATE`` transaction, so a read-check-write (the optimistic lock, "already
-completed") is atomic across the server's threads. Rows come back as dicts keyed by the
-GraphQL field names, plus private ``_seq`` (insertion order) used by the cursors.
+Every write runs in a ``BEGIN IMMEDIATE`` transaction, so a read-check-write (the optimistic
+lock, "already completed") is atomic across the server's threads. Rows come back as the
+dicts of :mod:`.tables`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import sqlite3
 import threading
@@ -17,109 +15,18 @@ import uuid
 from pathlib import Path
 
 from .errors import conflict, not_found
-from .scalars import from_ms
+from .tables import DDL, campaign_row, dumps, event_row, execution_row, row_mapper, structure_row
 
 logger = logging.getLogger(__name__)
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS campaigns (
-    seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, name TEXT NOT NULL,
-    world_time_ms INTEGER, is_active INTEGER NOT NULL DEFAULT 1, settings TEXT);
-CREATE TABLE IF NOT EXISTS kingdoms (
-    seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, campaign_id TEXT NOT NULL,
-    name TEXT NOT NULL, level INTEGER NOT NULL, variables TEXT NOT NULL, version INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS settlements (
-    seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, kingdom_id TEXT NOT NULL,
-    campaign_id TEXT NOT NULL, name TEXT NOT NULL, level INTEGER NOT NULL,
-    variables TEXT NOT NULL, version INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS settlements_by_campaign ON settlements (campaign_id, seq);
-CREATE TABLE IF NOT EXISTS structures (
-    seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, settlement_id TEXT NOT NULL,
-    campaign_id TEXT NOT NULL, type TEXT NOT NULL, name TEXT NOT NULL, level INTEGER NOT NULL,
-    variables TEXT NOT NULL, version INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS structures_by_campaign ON structures (campaign_id, seq);
-CREATE INDEX IF NOT EXISTS structures_by_settlement ON structures (settlement_id, seq);
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, campaign_id TEXT NOT NULL,
-    name TEXT NOT NULL, event_type TEXT NOT NULL, scheduled_ms INTEGER, occurred_ms INTEGER,
-    is_completed INTEGER NOT NULL DEFAULT 0, variables TEXT, version INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS events_overdue ON events (campaign_id, is_completed, scheduled_ms, seq);
-CREATE TABLE IF NOT EXISTS effects (
-    seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, name TEXT NOT NULL,
-    effect_type TEXT NOT NULL, payload TEXT NOT NULL, entity_type TEXT NOT NULL,
-    entity_id TEXT NOT NULL, timing TEXT NOT NULL, priority INTEGER NOT NULL,
-    is_active INTEGER NOT NULL, version INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS effect_executions (
-    seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, effect_id TEXT NOT NULL,
-    executed_ms INTEGER NOT NULL, executed_by TEXT, context TEXT, result TEXT, error TEXT);
-CREATE INDEX IF NOT EXISTS executions_by_effect ON effect_executions (effect_id, seq);
-"""
 
 #: The entity types an effect may target, and their tables.
 EFFECT_TARGETS = {"Settlement": "settlements", "Structure": "structures",
                   "Kingdom": "kingdoms", "Event": "events"}
 
 
-def _dumps(value) -> str | None:
-    return None if value is None else json.dumps(value, separators=(",", ":"))
-
-
-def _loads(text):
-    return None if text is None else json.loads(text)
-
-
 def new_id() -> str:
     """A fresh entity id."""
     return str(uuid.uuid4())
-
-
-def _campaign(row) -> dict:
-    return {"id": row["id"], "name": row["name"], "currentWorldTime": from_ms(row["world_time_ms"]),
-            "isActive": bool(row["is_active"]), "settings": _loads(row["settings"]),
-            "_seq": row["seq"], "_world_time_ms": row["world_time_ms"]}
-
-
-def _kingdom(row) -> dict:
-    return {"id": row["id"], "campaignId": row["campaign_id"], "name": row["name"],
-            "level": row["level"], "variables": _loads(row["variables"]),
-            "version": row["version"], "_seq": row["seq"]}
-
-
-def _settlement(row) -> dict:
-    return {"id": row["id"], "kingdomId": row["kingdom_id"], "campaignId": row["campaign_id"],
-            "name": row["name"], "level": row["level"], "variables": _loads(row["variables"]),
-            "version": row["version"], "_seq": row["seq"]}
-
-
-def _structure(row) -> dict:
-    return {"id": row["id"], "settlementId": row["settlement_id"], "campaignId": row["campaign_id"],
-            "type": row["type"], "name": row["name"], "level": row["level"],
-            "variables": _loads(row["variables"]), "version": row["version"], "_seq": row["seq"]}
-
-
-def _event(row) -> dict:
-    return {"id": row["id"], "campaignId": row["campaign_id"], "name": row["name"],
-            "eventType": row["event_type"], "scheduledAt": from_ms(row["scheduled_ms"]),
-            "occurredAt": from_ms(row["occurred_ms"]), "isCompleted": bool(row["is_completed"]),
-            "variables": _loads(row["variables"]), "version": row["version"],
-            "_seq": row["seq"], "_scheduled_ms": row["scheduled_ms"]}
-
-
-def _effect(row) -> dict:
-    return {"id": row["id"], "name": row["name"], "effectType": row["effect_type"],
-            "payload": _loads(row["payload"]), "entityType": row["entity_type"],
-            "entityId": row["entity_id"], "timing": row["timing"], "priority": row["priority"],
-            "isActive": bool(row["is_active"]), "version": row["version"], "_seq": row["seq"]}
-
-
-def _execution(row) -> dict:
-    return {"id": row["id"], "effectId": row["effect_id"], "executedAt": from_ms(row["executed_ms"]),
-            "executedBy": row["executed_by"], "context": _loads(row["context"]),
-            "result": _loads(row["result"]), "error": row["error"], "_seq": row["seq"]}
-
-
-_ROW_MAPPERS = {"campaigns": _campaign, "kingdoms": _kingdom, "settlements": _settlement,
-                "structures": _structure, "events": _event, "effects": _effect}
 
 
 class Store:
@@ -135,7 +42,7 @@ class Store:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
-        self._connection().executescript(_SCHEMA)
+        self._connection().executescript(DDL)
 
     # -- connections and transactions ---------------------------------------------------
 
@@ -178,7 +85,7 @@ class Store:
 
     def _get(self, db, table: str, entity_id) -> dict | None:
         row = db.execute(f"SELECT * FROM {table} WHERE id = ?", (str(entity_id),)).fetchone()
-        return None if row is None else _ROW_MAPPERS[table](row)
+        return None if row is None else row_mapper(table)(row)
 
     def _require(self, db, table: str, entity_type: str, entity_id, field: str) -> dict:
         found = self._get(db, table, entity_id)
@@ -192,7 +99,7 @@ class Store:
         return self.read().execute("SELECT COUNT(*) FROM campaigns").fetchone()[0]
 
     def campaigns(self) -> list[dict]:
-        return [_campaign(r) for r in self.read().execute("SELECT * FROM campaigns ORDER BY seq")]
+        return [campaign_row(r) for r in self.read().execute("SELECT * FROM campaigns ORDER BY seq")]
 
     def campaign(self, campaign_id) -> dict | None:
         return self._get(self.read(), "campaigns", campaign_id)
@@ -204,7 +111,7 @@ class Store:
         with self.write() as db:
             cid = new_id()
             db.execute("INSERT INTO campaigns (id, name, world_time_ms, is_active, settings) "
-                       "VALUES (?, ?, ?, 1, ?)", (cid, name, world_time_ms, _dumps(settings)))
+                       "VALUES (?, ?, ?, 1, ?)", (cid, name, world_time_ms, dumps(settings)))
             return self._get(db, "campaigns", cid)
 
     def advance_world_time(self, campaign_id, to_ms: int, check) -> tuple[dict, int | None, int]:
@@ -238,7 +145,7 @@ class Store:
             camp = self._require(db, "campaigns", "Campaign", campaign_id, "input.campaignId")
             kid = new_id()
             db.execute("INSERT INTO kingdoms (id, campaign_id, name, level, variables, version) "
-                       "VALUES (?, ?, ?, ?, ?, 1)", (kid, camp["id"], name, level, _dumps(variables)))
+                       "VALUES (?, ?, ?, ?, ?, 1)", (kid, camp["id"], name, level, dumps(variables)))
             return self._get(db, "kingdoms", kid)
 
     # -- settlements and structures ------------------------------------------------------
@@ -253,7 +160,7 @@ class Store:
             db.execute(
                 "INSERT INTO settlements (id, kingdom_id, campaign_id, name, level, variables, version) "
                 "VALUES (?, ?, ?, ?, ?, ?, 1)",
-                (sid, kingdom["id"], kingdom["campaignId"], name, level, _dumps(variables)))
+                (sid, kingdom["id"], kingdom["campaignId"], name, level, dumps(variables)))
             return self._get(db, "settlements", sid)
 
     def structure(self, structure_id) -> dict | None:
@@ -267,7 +174,7 @@ class Store:
             db.execute(
                 "INSERT INTO structures (id, settlement_id, campaign_id, type, name, level, "
                 "variables, version) VALUES (?, ?, ?, ?, ?, ?, ?, 1)",
-                (sid, stl["id"], stl["campaignId"], type_, name, level, _dumps(variables)))
+                (sid, stl["id"], stl["campaignId"], type_, name, level, dumps(variables)))
             return self._get(db, "structures", sid)
 
     def structures_by_settlement(self, settlement_id) -> list[dict]:
@@ -275,7 +182,7 @@ class Store:
         self._require(db, "settlements", "Settlement", settlement_id, "settlementId")
         rows = db.execute("SELECT * FROM structures WHERE settlement_id = ? ORDER BY seq",
                           (str(settlement_id),))
-        return [_structure(r) for r in rows]
+        return [structure_row(r) for r in rows]
 
     def page_by_campaign(self, table: str, campaign_id, first: int, after_seq: int | None):
         """One page of ``settlements`` or ``structures`` of a campaign, in creation order.
@@ -288,7 +195,7 @@ class Store:
         rows = db.execute(
             f"SELECT * FROM {table} WHERE campaign_id = ? AND seq > ? ORDER BY seq LIMIT ?",
             (str(campaign_id), after_seq if after_seq is not None else -1, first + 1)).fetchall()
-        return [_ROW_MAPPERS[table](r) for r in rows[:first]], len(rows) > first
+        return [row_mapper(table)(r) for r in rows[:first]], len(rows) > first
 
     def update_versioned(self, table: str, entity_type: str, entity_id, expected_version: int,
                          level: int | None, variables: dict | None) -> dict:
@@ -308,7 +215,7 @@ class Store:
             merged = {**current["variables"], **(variables or {})}
             db.execute(f"UPDATE {table} SET level = ?, variables = ?, version = version + 1 "
                        "WHERE id = ?",
-                       (current["level"] if level is None else level, _dumps(merged), current["id"]))
+                       (current["level"] if level is None else level, dumps(merged), current["id"]))
             return self._get(db, table, current["id"])
 
     # -- events --------------------------------------------------------------------------
@@ -324,7 +231,7 @@ class Store:
             db.execute(
                 "INSERT INTO events (id, campaign_id, name, event_type, scheduled_ms, variables, "
                 "version) VALUES (?, ?, ?, ?, ?, ?, 1)",
-                (eid, camp["id"], name, event_type, scheduled_ms, _dumps(variables)))
+                (eid, camp["id"], name, event_type, scheduled_ms, dumps(variables)))
             return self._get(db, "events", eid)
 
     def overdue_events(self, campaign_id, grace_ms: int, first: int, after: tuple | None):
@@ -347,7 +254,7 @@ class Store:
             "AND (? IS NULL OR scheduled_ms > ? OR (scheduled_ms = ? AND seq > ?)) "
             "ORDER BY scheduled_ms, seq LIMIT ?",
             (camp["id"], cutoff, after_ms, after_ms, after_ms, after_seq, first + 1)).fetchall()
-        return [_event(r) for r in rows[:first]], len(rows) > first
+        return [event_row(r) for r in rows[:first]], len(rows) > first
 
     def expire_event(self, event_id, now_ms: int) -> dict:
         """Complete an event at its campaign's world time (``now_ms`` without a world clock).
@@ -378,14 +285,14 @@ class Store:
             db.execute(
                 "INSERT INTO effects (id, name, effect_type, payload, entity_type, entity_id, "
                 "timing, priority, is_active, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
-                (fid, name, effect_type, _dumps(payload), entity_type, str(entity_id), timing,
+                (fid, name, effect_type, dumps(payload), entity_type, str(entity_id), timing,
                  priority, int(is_active)))
             return self._get(db, "effects", fid)
 
     def executions(self, effect_id) -> list[dict]:
         rows = self.read().execute(
             "SELECT * FROM effect_executions WHERE effect_id = ? ORDER BY seq", (str(effect_id),))
-        return [_execution(r) for r in rows]
+        return [execution_row(r) for r in rows]
 
     def execute_effect(self, effect_id, run, *, record: bool, executed_by: str, context,
                        now_ms: int) -> tuple[dict, dict | None]:
@@ -418,7 +325,7 @@ class Store:
             modified = None
             if changes is not None:
                 sets = ["variables = ?", "version = version + 1"]
-                params = [_dumps(changes["variables"])]
+                params = [dumps(changes["variables"])]
                 if "level" in changes:
                     sets.insert(0, "level = ?")
                     params.insert(0, changes["level"])
@@ -434,6 +341,6 @@ class Store:
             db.execute(
                 "INSERT INTO effect_executions (id, effect_id, executed_ms, executed_by, context, "
                 "result, error) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (xid, effect["id"], now_ms, executed_by, _dumps(context),
-                 _dumps(result) if outcome["success"] else None, outcome.get("error")))
+                (xid, effect["id"], now_ms, executed_by, dumps(context),
+                 dumps(result) if outcome["success"] else None, outcome.get("error")))
             return {**outcome, "executionId": xid}, modified

@@ -1,8 +1,10 @@
 """Every mutation of the contract: optimistic locking, expiry, effects, world time, creates."""
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import requests
 
 T0 = "2026-03-01T12:00:00.000Z"
 
@@ -265,3 +267,23 @@ def test_malformed_http_bodies_are_400(reference_api):
     assert response.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     response = reference_api.post("{ campaigns { id } }", variables=[1])
     assert response.status_code == 400 and "variables" in response.json()["errors"][0]["message"]
+
+
+def test_concurrent_writers_with_the_same_version_one_wins(reference_api):
+    settlement = reference_api.make_world(settlement_variables={"n": 0})["settlements"][0]
+
+    def write(i):
+        # A connection of its own per thread, as separate scheduler workers would have
+        return requests.post(reference_api.url, timeout=30, headers={"x-api-key": reference_api.key},
+                             json={"query": UPDATE_SETTLEMENT, "variables": {
+                                 "id": settlement["id"],
+                                 "i": {"expectedVersion": 1, "variables": {"n": i}}}}).json()
+
+    with ThreadPoolExecutor(8) as pool:
+        bodies = list(pool.map(write, range(8)))
+    winners = [b for b in bodies if not b.get("errors")]
+    assert len(winners) == 1
+    assert all(_code(b) == "CONFLICT" for b in bodies if b.get("errors"))
+    read = reference_api.data("query($id: ID!) { settlement(id: $id) { variables version } }",
+                              {"id": settlement["id"]})["settlement"]
+    assert read == {"variables": winners[0]["data"]["updateSettlement"]["variables"], "version": 2}
