@@ -186,6 +186,15 @@ FIELDS: tuple[Field, ...] = (
           "json: one JSON object a line; text: for people at a terminal."),
     Field("EVENT_EXPIRATION_GRACE_MINUTES", "event_expiration_grace_minutes", _int(0), 5,
           "World-time minutes an event may be overdue before it is expired."),
+    Field("EVENT_EXPIRATION_CONCURRENCY", "event_expiration_concurrency", _int(1, 100), 10,
+          "expireEvent calls one EVENT_EXPIRATION job keeps in flight at once."),
+    Field("SUBSCRIBER_COOLDOWN_MS", "subscriber_cooldown_ms", _int(0), 5000,
+          "Window in which further worldTimeAdvanced messages of a campaign only pump its "
+          "timers (no second expiration job or world-time reactions), across all subscriber "
+          "replicas; 0 turns deduplication off."),
+    Field("SUBSCRIBER_RECONNECT_MAX_MS", "subscriber_reconnect_max_ms", _int(100), 30000,
+          "Longest wait between the subscriber's attempts to reconnect to Redis "
+          "(the wait doubles from 0.5 s up to this)."),
     Field("ADMIN_DASHBOARD_ENABLED", "admin_dashboard_enabled", _bool, None,
           "Serve the queue dashboard at /admin/queues. Defaults to true outside production, "
           "false in production."),
@@ -243,6 +252,9 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "json"
     event_expiration_grace_minutes: int = 5
+    event_expiration_concurrency: int = 10
+    subscriber_cooldown_ms: int = 5000
+    subscriber_reconnect_max_ms: int = 30000
     admin_dashboard_enabled: bool = True
     admin_dashboard_user: str | None = None
     admin_dashboard_password: str | None = field(default=None, repr=False)

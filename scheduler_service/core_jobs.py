@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from .api.health import api_check
 from .deferred_effect import DeferredEffectPayload, run_deferred_effect
+from .event_expiration import run_event_expiration
 from .health import queue_check, redis_check
 from .hookspecs import hookimpl
 from .jobtypes import HealthCheck, JobType
@@ -35,6 +36,14 @@ def register_job_types():
                         "a redelivered job never executes the effect twice.",
             priority=5,
             time_limit_ms=60_000,
+        ),
+        JobType(
+            name="EVENT_EXPIRATION",
+            handler=run_event_expiration,
+            description="Expires the events of a campaign that its world clock has passed "
+                        "(grace EVENT_EXPIRATION_GRACE_MINUTES); for SYSTEM, enqueues one such "
+                        "job per campaign. Result: expired, skipped, failed and failedIds.",
+            priority=5,
         ),
     ]
 
