@@ -117,6 +117,7 @@ def build_broker(settings, *, client=None, job_records=None) -> RedisBroker:
         namespace=settings.redis_namespace,
         middleware=middleware,
         heartbeat_timeout=settings.queue_heartbeat_timeout_ms,
+        maintenance_chance=settings.queue_maintenance_chance,
         dead_message_ttl=settings.queue_dead_letter_ttl_ms,
     )
     if client is not None:

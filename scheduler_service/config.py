@@ -166,6 +166,9 @@ FIELDS: tuple[Field, ...] = (
           "Worker processes started by `scheduler-service worker`."),
     Field("QUEUE_HEARTBEAT_TIMEOUT_MS", "queue_heartbeat_timeout_ms", _int(1000), 60000,
           "How long a silent worker keeps its unacknowledged jobs before they are redelivered."),
+    Field("QUEUE_MAINTENANCE_CHANCE", "queue_maintenance_chance", _int(0, 1_000_000), 20_000,
+          "Broker commands per million that also run queue maintenance (redelivering the "
+          "unacknowledged jobs of workers whose heartbeat is older than the timeout)."),
     Field("QUEUE_DEAD_LETTER_TTL_MS", "queue_dead_letter_ttl_ms", _int(1000), 7 * 86400 * 1000,
           "How long a dead-lettered job is kept."),
     Field("JOB_TIME_LIMIT_MS", "job_time_limit_ms", _int(1000), 600000,
@@ -242,6 +245,7 @@ class Settings:
     queue_concurrency: int = 5
     queue_processes: int = 1
     queue_heartbeat_timeout_ms: int = 60000
+    queue_maintenance_chance: int = 20_000
     queue_dead_letter_ttl_ms: int = 7 * 86400 * 1000
     job_time_limit_ms: int = 600000
     queue_poll_interval_ms: int = 100

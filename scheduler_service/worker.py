@@ -41,7 +41,6 @@ def run_worker(settings, registry, threads: int, queues=None) -> int:
                 len(queues) if queues else len(services.broker.get_declared_queues()))
     stop.wait()
     worker.stop(timeout=SHUTDOWN_TIMEOUT_MS)
-    services.broker.emit_before("process_stop")
     services.close()
     logger.info("worker stopped")
     return 0

@@ -149,3 +149,47 @@ def test_open_circuit_reschedules_without_spending_an_attempt(make_settings, red
     details = [h["detail"] for h in services.jobs.history(job["id"])]
     assert any(d.startswith("will retry: Transient") for d in details)
     assert any("circuit open" in d for d in details)
+
+
+@pytest.mark.slow
+def test_worker_killed_mid_job_redelivers_and_the_effect_still_runs_once(
+        services, child_env, spawn_reference_api, tmp_path):
+    import subprocess
+    import sys
+
+    import requests
+
+    from helpers import stop_process
+
+    api = spawn_reference_api(env={"REFERENCE_API_TEST_HOOKS": "true"})
+    world = api.make_world(settlement_variables={"morale": 1})
+    effect = api.make_effect("Settlement", world["settlements"][0]["id"], PATCH)
+    env = child_env(API_URL=api.url, API_SERVICE_ACCOUNT_TOKEN=api.key,
+                    REDIS_NAMESPACE=services.settings.redis_namespace,
+                    QUEUE_HEARTBEAT_TIMEOUT_MS=2000, QUEUE_MAINTENANCE_CHANCE=100_000,
+                    LOG_LEVEL="WARNING")
+    cmd = [sys.executable, "-m", "scheduler_service", "worker", "--processes", "1"]
+    # Given the API will hold its answer to the next executeEffect for 20 s after committing it
+    requests.post(f"{api.base_url}/test-hooks/stall", json={"field": "executeEffect", "ms": 20000},
+                  headers={"x-api-key": api.key}, timeout=5).raise_for_status()
+    first = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    second = None
+    try:
+        job, _ = send_job(services, "DEFERRED_EFFECT", world["campaign"]["id"], {"effectId": effect["id"]})
+        # When the effect has been executed but the worker is killed before it hears back
+        wait_for(lambda: executions(api, effect["id"]), timeout=30, message="the execution")
+        assert services.jobs.get(job["id"])["state"] == "running"
+        first.kill()
+        first.wait(10)
+        # and another worker takes over once the dead one's heartbeat is stale
+        second = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        done = wait_state(services, job["id"], "succeeded", timeout=90)
+    finally:
+        stop_process(first)
+        if second is not None:
+            stop_process(second)
+    # Then the job was redelivered, and the effect still ran exactly once
+    assert done["attempts"] == 2
+    assert done["result"] == {"outcome": "skipped", "reason": "already executed by this job",
+                              "executionId": executions(api, effect["id"])[0]["id"]}
+    assert len(executions(api, effect["id"])) == 1

@@ -11,12 +11,17 @@ Test hooks (only when ``REFERENCE_API_TEST_HOOKS`` is on, which production refus
 * ``x-test-delay-ms: N``: sleep N milliseconds (at most 60000) before answering;
 * ``x-test-fail-status: 5xx``: answer with that HTTP status and an ``INTERNAL`` error;
 * ``x-test-error-code: CODE``: answer HTTP 200 with one error of that code, executing nothing.
+* ``POST /test-hooks/stall`` ``{"field": "executeEffect", "ms": 3000, "times": 1}``: the next
+  ``times`` requests that resolve that root field are executed and committed, then held ``ms``
+  milliseconds before the answer; a client that dies meanwhile never learns of its success
+  (this is how tests kill a worker between an effect's execution and its acknowledgement).
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
+import threading
 import time
 from functools import lru_cache
 
@@ -148,9 +153,41 @@ def create_app(settings, store: Store | None = None, publisher: Publisher | None
     app.json.sort_keys = False  # keep the field order of the query, as GraphQL asks
     app.extensions["reference_api"] = {"store": store, "publisher": publisher}
 
+    stalls: dict[str, list[int]] = {}
+    stall_lock = threading.Lock()
+
     @app.get("/health")
     def health():
         return {"status": "ok"}
+
+    if hooks:
+        @app.post("/test-hooks/stall")
+        def stall():
+            presented = _presented_key()
+            if presented is None or not hmac.compare_digest(presented.encode(), expected_key):
+                return _error("missing or wrong API key", errors.UNAUTHENTICATED, 401)
+            body = request.get_json(silent=True) or {}
+            field, ms, times = body.get("field"), body.get("ms"), body.get("times", 1)
+            if not isinstance(field, str) or not isinstance(ms, int) or not 0 <= ms <= MAX_TEST_DELAY_MS \
+                    or not isinstance(times, int) or times < 1:
+                return _error(f'give {{"field": str, "ms": 0-{MAX_TEST_DELAY_MS}, "times": >= 1}}',
+                              errors.BAD_USER_INPUT, 400)
+            with stall_lock:
+                stalls[field] = [ms, times]
+            return {"field": field, "ms": ms, "times": times}
+
+    def _stall_after(data):
+        if not stalls or not isinstance(data, dict):
+            return
+        for field in data:
+            with stall_lock:
+                entry = stalls.get(field)
+                if entry is None:
+                    continue
+                entry[1] -= 1
+                if entry[1] <= 0:
+                    del stalls[field]
+            time.sleep(entry[0] / 1000)
 
     @app.post("/graphql")
     def graphql_endpoint():
@@ -179,6 +216,8 @@ def create_app(settings, store: Store | None = None, publisher: Publisher | None
         result = execute_sync(schema, document, variable_values=variables,
                               operation_name=operation,
                               context_value=Context(store=store, publisher=publisher))
+        if hooks:
+            _stall_after(result.data)
         response = {"data": result.data}
         if result.errors:
             response["errors"] = [_formatted(e) for e in result.errors]
