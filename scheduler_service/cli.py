@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .config import load_settings
+from .config import DEFAULT_DEV_API_TOKEN, load_settings
 from .errors import ConfigError, PluginLoadError
 from .logs import configure_logging
 
@@ -204,6 +204,8 @@ def dev():
         f"  health      {base}/health",
         f"  metrics     {base}/metrics",
         f"  dashboard   {base}/admin/queues/",
+        f"  job API     {base}/api/v1/jobs  (Authorization: Bearer "
+        + ("dev-token)" if settings.scheduler_api_token == DEFAULT_DEV_API_TOKEN else "<SCHEDULER_API_TOKEN>)"),
         f"  redis       {redis_url}" + ("  (embedded, data in %s)" % embedded.data_dir if embedded else ""),
         f"  campaign API {api_url}  (reference API, demo seed, data in {settings.reference_api_db_path})",
         "Press Ctrl-C to stop everything.",
