@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 from scheduler_service.config import load_settings  # noqa: E402
 from scheduler_service.dispatch import build_job  # noqa: E402
 from scheduler_service.embedded_redis import EmbeddedRedis  # noqa: E402
-from scheduler_service.jobstore import JobStore, encode_message, now_ms  # noqa: E402
+from scheduler_service.jobstore import JobStore, now_ms  # noqa: E402
 from scheduler_service.plugins import load_registry  # noqa: E402
 
 BASELINE_MODULE = "_delay_baseline"
@@ -89,28 +89,10 @@ class Ours:
             p.wait(30)
 
     def schedule(self, due_ms_list):
-        """Create PING jobs due at the given times (pipelined Lua calls); returns their ids."""
-        ids = []
-        pipe = self.client.pipeline(transaction=False)
-        for i, due in enumerate(due_ms_list):
-            job = build_job(self.registry, "PING", "bench")
-            ids.append(job["id"])
-            self._create_into(pipe, job, due)
-            if i % 1000 == 999:
-                pipe.execute()
-        pipe.execute()
-        return ids
-
-    def _create_into(self, pipe, job, due):
-        queue, rid, message = encode_message(job)
-        now = now_ms()
-        fields = {"id": job["id"], "type": job["type"], "campaignId": job["campaignId"],
-                  "payload": "{}", "priority": job["priority"], "runAt": due, "runAtWorldTime": "",
-                  "attempts": 0, "lastError": "", "result": "", "createdAt": now, "updatedAt": now,
-                  "idempotencyKey": "", "deadLetter": "", "queue": queue, "rid": rid, "message": message}
-        flat = [x for kv in fields.items() for x in kv]
-        self.store._create(args=[self.store.prefix, now, job["id"], "", self.store.wall_timers, due,
-                                 self.store.retention_s, *flat], client=pipe)
+        """Create PING jobs due at the given times (pipelined); returns their ids."""
+        jobs = [build_job(self.registry, "PING", "bench") for _ in due_ms_list]
+        self.store.create_many((job, due, None) for job, due in zip(jobs, due_ms_list))
+        return [job["id"] for job in jobs]
 
     def lateness(self, ids, due_by_id, timeout):
         deadline = time.time() + timeout

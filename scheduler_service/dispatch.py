@@ -1,4 +1,4 @@
-"""Putting a job into its Dramatiq queue (validated first, so nothing bad is enqueued)."""
+"""Creating jobs: validated first, so nothing invalid is ever stored or enqueued."""
 
 from __future__ import annotations
 

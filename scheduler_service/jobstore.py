@@ -13,7 +13,7 @@ Keys (all under ``REDIS_NAMESPACE``):
 * ``worldtime`` — hash: the last world time seen per campaign;
 * ``idem:{key}`` — the job id an idempotency key created.
 
-Every state change is one Lua script call, so a change is all or nothing, a timer is
+Every state change is one Lua script call (:mod:`scheduler_service.jobscripts`), so a change is all or nothing, a timer is
 promoted into its Dramatiq queue exactly once however many pumps run, and a
 transition only happens from the states it is allowed from. (The scripts touch keys
 they compute from the namespace; this is fine on a single Redis or a primary with
@@ -34,125 +34,11 @@ from . import queueing
 
 STATES = ("scheduled", "queued", "running", "succeeded", "failed", "dead", "cancelled")
 TERMINAL = ("succeeded", "dead", "cancelled")
-#: Transitions kept per job in its own history.
-HISTORY_LIMIT = 200
-#: Approximate length of the global audit stream.
-AUDIT_MAXLEN = 100_000
+from .jobscripts import AUDIT_MAXLEN, CREATE, HISTORY_LIMIT, PUMP, TRANSITION  # noqa: F401
 
 _RECORD_FIELDS = ("id", "type", "campaignId", "payload", "priority", "state", "runAt",
                   "runAtWorldTime", "attempts", "lastError", "result", "createdAt",
                   "updatedAt", "idempotencyKey", "deadLetter")
-
-# -- Lua ------------------------------------------------------------------------------
-# Shared helpers, prepended to each script. P is the key prefix ("ns:").
-_LUA_LIB = r"""
-local P = ARGV[1]
-local function history(id, now, from, to, detail)
-  local entry = cjson.encode({at = tonumber(now), from = from, to = to, detail = detail})
-  redis.call('rpush', P .. 'job:' .. id .. ':history', entry)
-  redis.call('ltrim', P .. 'job:' .. id .. ':history', -HISTORY_LIMIT, -1)
-  redis.call('xadd', P .. 'audit', 'MAXLEN', '~', AUDIT_MAXLEN, '*',
-             'job', id, 'from', from, 'to', to, 'at', now, 'detail', detail)
-end
-local function set_state(id, from, to, now)
-  local jk = P .. 'job:' .. id
-  local created = redis.call('hget', jk, 'createdAt')
-  if from ~= '' then redis.call('zrem', P .. 'jobs:state:' .. from, id) end
-  redis.call('zadd', P .. 'jobs:state:' .. to, created, id)
-  redis.call('hset', jk, 'state', to, 'updatedAt', now)
-end
-local function enqueue(id, now)
-  local jk = P .. 'job:' .. id
-  local v = redis.call('hmget', jk, 'message', 'rid', 'queue')
-  redis.call('hset', P .. v[3] .. '.msgs', v[2], v[1])
-  redis.call('rpush', P .. v[3], v[2])
-end
-local function finish(id, retention_s)
-  local jk = P .. 'job:' .. id
-  redis.call('expire', jk, retention_s)
-  redis.call('expire', jk .. ':history', retention_s)
-  local key = redis.call('hget', jk, 'idempotencyKey')
-  if key and key ~= '' then redis.call('expire', P .. 'idem:' .. key, retention_s) end
-end
-""".replace("HISTORY_LIMIT", str(HISTORY_LIMIT)).replace("AUDIT_MAXLEN", str(AUDIT_MAXLEN))
-
-# ARGV: P, now, id, idem_key, timer_key ('' = due now), due_score, retention, then field/value pairs
-_CREATE = _LUA_LIB + r"""
-local now, id, idem, timer, due = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-if idem ~= '' then
-  local existing = redis.call('get', P .. 'idem:' .. idem)
-  if existing and redis.call('exists', P .. 'job:' .. existing) == 1 then
-    return {0, existing}
-  end
-end
-local jk = P .. 'job:' .. id
-local fields = {}
-for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
-redis.call('hset', jk, unpack(fields))
-redis.call('zadd', P .. 'jobs:all', now, id)
-if idem ~= '' then redis.call('set', P .. 'idem:' .. idem, id) end
-if timer ~= '' then
-  set_state(id, '', 'scheduled', now)
-  redis.call('zadd', timer, due, id)
-  history(id, now, '', 'scheduled', 'created')
-else
-  set_state(id, '', 'queued', now)
-  enqueue(id, now)
-  history(id, now, '', 'queued', 'created, due now')
-end
-return {1, id}
-"""
-
-# KEYS[1]: timer zset. ARGV: P, now, max_score, limit, detail
-_PUMP = _LUA_LIB + r"""
-local now = ARGV[2]
-local ids = redis.call('zrangebyscore', KEYS[1], '-inf', ARGV[3], 'LIMIT', 0, tonumber(ARGV[4]))
-local moved = 0
-for _, id in ipairs(ids) do
-  redis.call('zrem', KEYS[1], id)
-  local jk = P .. 'job:' .. id
-  if redis.call('hget', jk, 'state') == 'scheduled' then
-    enqueue(id, now)
-    set_state(id, 'scheduled', 'queued', now)
-    history(id, now, 'scheduled', 'queued', ARGV[5])
-    moved = moved + 1
-  end
-end
-return {moved, #ids}
-"""
-
-# ARGV: P, now, id, allowed states (comma list), to, detail, retention, field/value pairs...
-_TRANSITION = _LUA_LIB + r"""
-local now, id, allowed, to, detail = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local jk = P .. 'job:' .. id
-local state = redis.call('hget', jk, 'state')
-if not state then return {-1, ''} end
-if not string.find(',' .. allowed .. ',', ',' .. state .. ',', 1, true) then return {0, state} end
-local fields = {}
-for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
-if #fields > 0 then redis.call('hset', jk, unpack(fields)) end
-if to == 'running' then redis.call('hincrby', jk, 'attempts', 1) end
-if to == 'scheduled' or to == 'cancelled' or to == 'queued' then
-  local campaign, wall, world = unpack(redis.call('hmget', jk, 'campaignId', 'runAt', 'runAtWorldTime'))
-  redis.call('zrem', P .. 'timers:wall', id)
-  redis.call('zrem', P .. 'timers:world:' .. campaign, id)
-  if to == 'scheduled' then
-    if world and world ~= '' then redis.call('zadd', P .. 'timers:world:' .. campaign, world, id)
-    else redis.call('zadd', P .. 'timers:wall', wall, id) end
-  end
-end
-set_state(id, state, to, now)
-history(id, now, state, to, detail)
-if to == 'queued' then enqueue(id, now) end
-if to == 'succeeded' or to == 'dead' or to == 'cancelled' then
-  finish(id, ARGV[7])
-else
-  redis.call('persist', jk)
-  redis.call('persist', jk .. ':history')
-end
-return {1, state}
-"""
-
 
 def now_ms() -> int:
     return int(time.time() * 1000)
@@ -212,9 +98,9 @@ class JobStore:
         self.redis = redis
         self.prefix = f"{namespace}:"
         self.retention_s = int(retention_hours * 3600)
-        self._create = redis.register_script(_CREATE)
-        self._pump = redis.register_script(_PUMP)
-        self._transition = redis.register_script(_TRANSITION)
+        self._create = redis.register_script(CREATE)
+        self._pump = redis.register_script(PUMP)
+        self._transition = redis.register_script(TRANSITION)
 
     # -- keys ------------------------------------------------------------------------
     def key(self, *parts) -> str:
@@ -240,15 +126,35 @@ class JobStore:
         Returns:
             ``(record, created)``; ``created`` is False when the key matched a job.
         """
+        created, job_id = self._create(args=self._create_args(job, run_at_ms, run_at_world_ms,
+                                                              idempotency_key))
+        job_id = job_id.decode() if isinstance(job_id, bytes) else job_id
+        return self.get(job_id), bool(created)
+
+    def create_many(self, entries) -> int:
+        """Create many jobs in pipelined batches (no idempotency keys); returns how many.
+
+        Args:
+            entries: ``(job, run_at_ms, run_at_world_ms)`` tuples, as for :meth:`create`.
+        """
+        count = 0
+        pipe = self.redis.pipeline(transaction=False)
+        for job, run_at_ms, run_at_world_ms in entries:
+            self._create(args=self._create_args(job, run_at_ms, run_at_world_ms, None), client=pipe)
+            count += 1
+            if count % 1000 == 0:
+                pipe.execute()
+        pipe.execute()
+        return count
+
+    def _create_args(self, job, run_at_ms, run_at_world_ms, idempotency_key) -> list:
         now = now_ms()
         queue, rid, message = encode_message(job)
         timer, due = "", ""
         if run_at_world_ms is not None:
-            known = self.redis.hget(self.key("worldtime"), job["campaignId"])
-            if known is None or int(known) < run_at_world_ms:
-                timer, due = self.world_timers(job["campaignId"]), run_at_world_ms
+            timer, due = "world", run_at_world_ms
         elif run_at_ms is not None and run_at_ms > now:
-            timer, due = self.wall_timers, run_at_ms
+            timer, due = "wall", run_at_ms
         fields = {
             "id": job["id"], "type": job["type"], "campaignId": job["campaignId"],
             "payload": json.dumps(job["payload"]), "priority": job["priority"],
@@ -259,11 +165,7 @@ class JobStore:
             "queue": queue, "rid": rid, "message": message,
         }
         flat = [x for kv in fields.items() for x in kv]
-        created, job_id = self._create(args=[
-            self.prefix, now, job["id"], idempotency_key or "", timer, due, self.retention_s, *flat,
-        ])
-        job_id = job_id.decode() if isinstance(job_id, bytes) else job_id
-        return self.get(job_id), bool(created)
+        return [self.prefix, now, job["id"], idempotency_key or "", timer, due, self.retention_s, *flat]
 
     # -- read ------------------------------------------------------------------------
     def get(self, job_id: str) -> dict | None:
@@ -341,26 +243,33 @@ class JobStore:
         previous = previous.decode() if isinstance(previous, bytes) else previous
         return TransitionResult(ok == 1, previous if ok != -1 else None)
 
-    def reschedule(self, job_id, due_ms, *, detail, from_states=("running",), **fields):
-        """Put a job back on the wall timer at ``due_ms`` with a fresh message."""
-        type_, campaign, payload, priority = self.get_internal(job_id, "type", "campaignId", "payload", "priority")
-        job = {"id": job_id, "type": type_, "campaignId": campaign, "payload": json.loads(payload),
-               "priority": int(priority)}
-        queue, rid, message = encode_message(job)
-        return self.transition(job_id, from_states, "scheduled", detail, runAt=due_ms,
-                               runAtWorldTime="", queue=queue, rid=rid, message=message, **fields)
-
-    def requeue(self, job_id, *, detail, from_states, payload=None, priority=None, **fields):
-        """Enqueue a job again now (dead-letter replay), optionally with a new payload."""
+    def _fresh_message(self, job_id, payload=None, priority=None) -> dict | None:
+        """Fields of a new Dramatiq message for the stored job, with optional changes."""
         type_, campaign, old_payload, old_priority = self.get_internal(
             job_id, "type", "campaignId", "payload", "priority")
+        if type_ is None:
+            return None
         job = {"id": job_id, "type": type_, "campaignId": campaign,
                "payload": json.loads(old_payload) if payload is None else payload,
                "priority": int(old_priority) if priority is None else priority}
         queue, rid, message = encode_message(job)
-        return self.transition(job_id, from_states, "queued", detail, payload=json.dumps(job["payload"]),
-                               priority=job["priority"], queue=queue, rid=rid, message=message,
-                               **fields)
+        return {"payload": json.dumps(job["payload"]), "priority": job["priority"],
+                "queue": queue, "rid": rid, "message": message}
+
+    def reschedule(self, job_id, due_ms, *, detail, from_states=("running",), **fields):
+        """Put a job back on the wall timer at ``due_ms`` with a fresh message."""
+        fresh = self._fresh_message(job_id)
+        if fresh is None:
+            return TransitionResult(False, None)
+        return self.transition(job_id, from_states, "scheduled", detail, runAt=due_ms,
+                               runAtWorldTime="", **fresh, **fields)
+
+    def requeue(self, job_id, *, detail, from_states, payload=None, priority=None, **fields):
+        """Enqueue a job again now (dead-letter replay), optionally with a new payload."""
+        fresh = self._fresh_message(job_id, payload, priority)
+        if fresh is None:
+            return TransitionResult(False, None)
+        return self.transition(job_id, from_states, "queued", detail, **fresh, **fields)
 
     def is_dead_letter(self, job_id) -> bool:
         return self.redis.hget(self.key("job", job_id), "deadLetter") == b"1"
@@ -387,13 +296,10 @@ class JobStore:
 
     def update_scheduled(self, job_id, *, run_at_ms=None, run_at_world_ms=None, priority=None):
         """Change the due time or priority of a ``scheduled`` job (its timer moves with it)."""
-        type_, campaign, payload, old_priority, old_wall, old_world = self.get_internal(
-            job_id, "type", "campaignId", "payload", "priority", "runAt", "runAtWorldTime")
-        if type_ is None:
+        old_priority, old_wall, old_world = self.get_internal(job_id, "priority", "runAt", "runAtWorldTime")
+        fresh = self._fresh_message(job_id, priority=priority)
+        if fresh is None:
             return TransitionResult(False, None)
-        job = {"id": job_id, "type": type_, "campaignId": campaign, "payload": json.loads(payload),
-               "priority": int(old_priority) if priority is None else priority}
-        queue, rid, message = encode_message(job)
         wall = old_wall or ""
         world = old_world or ""
         if run_at_ms is not None:
@@ -406,8 +312,7 @@ class JobStore:
         if run_at_ms is not None or run_at_world_ms is not None:
             changes.append("due time changed")
         return self.transition(job_id, ["scheduled"], "scheduled", "updated: " + ", ".join(changes),
-                               runAt=wall, runAtWorldTime=world, priority=job["priority"],
-                               queue=queue, rid=rid, message=message)
+                               runAt=wall, runAtWorldTime=world, **fresh)
 
     # -- timers ----------------------------------------------------------------------
     def pump(self, timer_key: str, max_score: int, limit: int = 1000, detail="due") -> tuple[int, int]:
