@@ -324,6 +324,27 @@ class JobStore:
         moved, seen = self._pump(keys=[timer_key], args=[self.prefix, now_ms(), max_score, limit, detail])
         return moved, seen
 
+    def prune_indexes(self, limit: int = 1000) -> int:
+        """Drop ids of expired records from the listing indexes; returns how many.
+
+        Records expire on their own (``JOB_RETENTION_HOURS``); their ids in the sorted-set
+        indexes do not, so the oldest ids older than the retention are checked here.
+        """
+        cutoff = now_ms() - self.retention_s * 1000
+        removed = 0
+        indexes = [self.key("jobs", "all")] + [self.key("jobs", "state", s) for s in STATES]
+        for index in indexes:
+            ids = self.redis.zrangebyscore(index, "-inf", cutoff, start=0, num=limit)
+            if not ids:
+                continue
+            pipe = self.redis.pipeline(transaction=False)
+            for job_id in ids:
+                pipe.exists(self.key("job", job_id.decode()))
+            gone = [job_id for job_id, exists in zip(ids, pipe.execute()) if not exists]
+            if gone:
+                removed += self.redis.zrem(index, *gone)
+        return removed
+
     def next_wall_due(self) -> int | None:
         first = self.redis.zrange(self.wall_timers, 0, 0, withscores=True)
         return int(first[0][1]) if first else None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from .jobstore import now_ms
 
@@ -54,6 +55,9 @@ class WallTimerPump:
     polling Redis hard.
     """
 
+    #: Seconds between sweeps of expired ids out of the listing indexes.
+    PRUNE_EVERY_S = 60.0
+
     def __init__(self, store, interval_ms: int = 250, batch: int = 1000):
         self.store = store
         self.interval_s = interval_ms / 1000
@@ -75,9 +79,15 @@ class WallTimerPump:
 
     def _loop(self):
         backoff = 0.5
+        next_prune = time.monotonic() + self.PRUNE_EVERY_S
         while not self._stop.is_set():
             try:
                 self.promoted += pump_wall(self.store, self.batch)
+                if time.monotonic() >= next_prune:
+                    next_prune = time.monotonic() + self.PRUNE_EVERY_S
+                    pruned = self.store.prune_indexes()
+                    if pruned:
+                        logger.info("dropped %s expired job ids from the indexes", pruned)
                 self.last_run_ms = now_ms()
                 next_due = self.store.next_wall_due()
                 wait = self.interval_s

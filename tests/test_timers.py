@@ -104,3 +104,14 @@ def test_pump_survives_redis_errors(services, monkeypatch):
     ids = schedule(services, 1, now_ms())
     wait_for(lambda: services.jobs.get(ids[0])["state"] == "queued", timeout=10, message="recovery")
     pump.stop()
+
+
+def test_expired_records_leave_the_listing_indexes(services):
+    ids = schedule(services, 3, now_ms() + 3_600_000)
+    for job_id in ids[:2]:
+        services.jobs.transition(job_id, ("scheduled",), "cancelled", "test")
+        services.redis.delete(services.jobs.key("job", job_id))  # as if retention had passed
+    # the index entries are older than the retention once the clock is far enough ahead
+    services.jobs.retention_s = -10
+    assert services.jobs.prune_indexes() == 4  # jobs:all and jobs:state:cancelled, twice
+    assert [j["id"] for j in services.jobs.list()[0]] == [ids[2]]
