@@ -113,6 +113,24 @@ def pump():
     services.close()
 
 
+@cli.command()
+def subscriber():
+    """Follow the main API's campaign messages (Redis pattern subscription).
+
+    worldTimeAdvanced pumps that campaign's world timers and, once per campaign and
+    SUBSCRIBER_COOLDOWN_MS across all replicas, enqueues EVENT_EXPIRATION (priority 8) and
+    the plugins' world-time reactions; entityModified goes to the plugins' reactions.
+    Invalid messages are logged and counted. After losing Redis it reconnects forever
+    (backoff up to SUBSCRIBER_RECONNECT_MAX_MS) and enqueues a catch-up expiration for
+    every campaign. Any number may run. SIGINT or SIGTERM stops it cleanly.
+    """
+    settings = _settings()
+    registry = _registry()
+    from .subscriber import run_subscriber
+
+    sys.exit(run_subscriber(settings, registry))
+
+
 def _stop_event():
     import signal
     import threading
@@ -134,6 +152,7 @@ def _run_group(settings, env, extra=None):
         "web": self_command("web"),
         "worker": self_command("worker"),
         "pump": self_command("pump"),
+        "subscriber": self_command("subscriber"),
         **(extra or {}),
     }
     return Supervisor(commands, env=env).run()
@@ -141,7 +160,7 @@ def _run_group(settings, env, extra=None):
 
 @cli.command()
 def run():
-    """Run web, worker and the timer pump as one process group (single machine).
+    """Run web, worker, the timer pump and the subscriber as one process group (single machine).
 
     SIGINT or SIGTERM stops every process; if one dies, the others are stopped too.
     """

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from .api.health import api_check
 from .deferred_effect import DeferredEffectPayload, run_deferred_effect
-from .event_expiration import run_event_expiration
+from .event_expiration import expire_on_world_time, run_event_expiration
 from .health import queue_check, redis_check
 from .hookspecs import hookimpl
-from .jobtypes import HealthCheck, JobType
+from .jobtypes import HealthCheck, JobType, Reaction
+from .subscriber.status import subscriber_check
 
 
 def ping(ctx):
@@ -54,4 +55,18 @@ def register_health_checks():
         HealthCheck("redis", redis_check, critical=True),
         HealthCheck("queue", queue_check, critical=False),
         HealthCheck("api", api_check, critical=False),
+        HealthCheck("subscriber", subscriber_check, critical=False),
+    ]
+
+
+@hookimpl
+def register_reactions():
+    return [
+        Reaction(
+            name="event-expiration",
+            event="worldTimeAdvanced",
+            handler=expire_on_world_time,
+            description="Enqueues EVENT_EXPIRATION (priority 8) for the campaign whose world "
+                        "time advanced.",
+        ),
     ]

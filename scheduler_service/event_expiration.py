@@ -166,3 +166,12 @@ def fan_out(ctx) -> dict:
     logger.info("enqueued event expiration for %s campaign(s)", enqueued)
     return {"campaigns": len(campaigns), "enqueued": enqueued, "alreadyEnqueued": already,
             "withoutWorldClock": no_clock}
+
+
+def expire_on_world_time(message: dict, ctx) -> None:
+    """Reaction to ``worldTimeAdvanced``: expire what the campaign's clock has passed, now.
+
+    The subscriber calls it at most once per campaign and cooldown window; the periodic
+    sweep (``SYSTEM``) reaches the same events when a message is lost.
+    """
+    ctx.send_job("EVENT_EXPIRATION", {}, priority=MESSAGE_PRIORITY)

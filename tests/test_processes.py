@@ -60,8 +60,9 @@ def test_run_serves_http_runs_jobs_and_stops_everything_on_sigint(child_env, ser
 
         # When SIGINT (Ctrl-C) reaches the group leader
         log.seek(0)
-        pgids = [int(p) for p in re.findall(r"started \w+ \(pid (\d+)\)", log.read())]
-        assert len(pgids) == 3  # web, worker, pump
+        started = dict(re.findall(r"started ([\w-]+) \(pid (\d+)\)", log.read()))
+        assert {"web", "worker", "subscriber"} <= set(started)
+        pgids = [int(p) for p in started.values()]
         proc.send_signal(signal.SIGINT)
         # Then it exits 0 and every process it started is gone
         assert proc.wait(40) == 0
@@ -83,7 +84,7 @@ def test_web_exits_nonzero_naming_every_bad_variable(child_env):
     assert result.stderr.count("invalid configuration") == 1
 
 
-@pytest.mark.parametrize("command", ["web", "worker", "run", "dev", "plugins"])
+@pytest.mark.parametrize("command", ["web", "worker", "run", "dev", "plugins", "subscriber"])
 def test_every_command_has_help(command):
     result = subprocess.run([sys.executable, "-m", "scheduler_service", command, "--help"],
                             capture_output=True, text=True, timeout=60)

@@ -16,6 +16,7 @@ from .. import __version__
 from ..api.health import ApiCollector
 from ..health import run_checks
 from ..queuestats import queue_stats
+from ..subscriber.status import SubscriberCollector
 
 logger = logging.getLogger(__name__)
 
@@ -58,5 +59,6 @@ def init_metrics(app, services):
     metrics.info("scheduler_service_info", "Scheduler service version.", version=__version__)
     registry.register(QueueCollector(services))
     registry.register(ApiCollector(services))
+    registry.register(SubscriberCollector(services))
     app.extensions["prometheus"] = metrics
     return metrics

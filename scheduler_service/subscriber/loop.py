@@ -1,0 +1,234 @@
+"""The subscriber's loop: listen, react, and reconnect forever.
+
+One :class:`Subscriber` per process. It holds a pattern subscription on a connection of
+its own and does everything else (timers, cooldown claims, job records, its status)
+through the process's shared Redis client. Any Redis failure ends the current
+subscription; the loop then waits (:func:`~.messages.reconnect_delay`, at most
+``SUBSCRIBER_RECONNECT_MAX_MS``), subscribes again, and enqueues a catch-up
+``EVENT_EXPIRATION`` for every campaign, since whatever was published meanwhile is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import redis
+
+from ..event_expiration import MESSAGE_PRIORITY, SYSTEM
+from ..reactions import ReactionContext, reactions_to
+from ..timers import pump_world
+from .messages import (
+    PATTERNS,
+    InvalidMessage,
+    actions_for,
+    cooldown_key,
+    needs_cooldown,
+    parse_message,
+    reconnect_delay,
+)
+from .status import HEARTBEAT_S, StatusReporter
+
+logger = logging.getLogger(__name__)
+
+#: Longest a read of the subscription blocks, so that a stop request is seen quickly.
+POLL_S = 0.5
+#: Longest wait for Redis to confirm the subscription.
+SUBSCRIBE_TIMEOUT_S = 10
+#: Seconds between PINGs on an idle subscription (finds a half-open connection).
+HEALTH_CHECK_S = 10
+
+#: Errors that mean "Redis is gone": the subscription is dropped and rebuilt.
+REDIS_FAILURES = (redis.ConnectionError, redis.TimeoutError, OSError)
+
+
+class Subscriber:
+    """Follows the campaign messages of the main API.
+
+    Args:
+        services: the process's :class:`~scheduler_service.services.Services`.
+        instance_id: the name under which it reports its status (unique by default).
+    """
+
+    def __init__(self, services, instance_id: str | None = None):
+        self.services = services
+        self.settings = services.settings
+        self.prefix = f"{self.settings.redis_namespace}:"
+        self.status = StatusReporter(services.redis, self.prefix, instance_id)
+        self.cap_s = self.settings.subscriber_reconnect_max_ms / 1000
+        self.connected = threading.Event()
+        self.reconnects = 0
+
+    # -- one message -----------------------------------------------------------------------
+
+    def handle(self, channel, data) -> None:
+        """Validate and act on one message; an invalid one is logged and counted.
+
+        Raises:
+            redis.ConnectionError and the other :data:`REDIS_FAILURES`: Redis went away
+                (the caller reconnects).
+        """
+        try:
+            message = parse_message(channel, data)
+        except InvalidMessage as e:
+            name = channel.decode("utf-8", "replace") if isinstance(channel, bytes) else channel
+            logger.warning("invalid message on %s: %s", name, e,
+                           extra={"channel": name, "reason": e.reason})
+            self.status.message(e.event, invalid_reason=e.reason)
+            return
+        self.status.message(message.event)
+        first = True
+        if needs_cooldown(message, self.settings.subscriber_cooldown_ms):
+            first = bool(self.services.redis.set(
+                cooldown_key(self.prefix, message.campaign_id), message.new_time_ms,
+                nx=True, px=self.settings.subscriber_cooldown_ms))
+        actions = actions_for(message, first)
+        if actions.pump_world_to_ms is not None:
+            pump_world(self.services.jobs, message.campaign_id, actions.pump_world_to_ms)
+        if actions.reactions is None:
+            self.status.count("deduplicated")
+            logger.debug("world time of %s advanced inside its cooldown; timers pumped only",
+                         message.campaign_id, extra={"campaign_id": message.campaign_id})
+            return
+        self.react(actions.reactions, message)
+
+    def react(self, event: str, message) -> None:
+        """Run every plugin reaction to ``event``; one that raises does not stop the others."""
+        ctx = ReactionContext(event=event, campaign_id=message.campaign_id,
+                              world_time_ms=getattr(message, "new_time_ms", None),
+                              services=self.services)
+        for reaction in reactions_to(self.services.registry, event):
+            try:
+                reaction.handler(dict(message.body), ctx)
+            except REDIS_FAILURES:
+                raise
+            except Exception:
+                logger.exception("reaction %s of plugin %s failed", reaction.name, reaction.plugin,
+                                 extra={"campaign_id": message.campaign_id,
+                                        "reaction": reaction.name})
+                self.status.count(f"reaction_errors:{reaction.name}")
+
+    def catch_up(self) -> dict:
+        """Enqueue one ``EVENT_EXPIRATION`` for every campaign (``SYSTEM``), at priority 8.
+
+        Several replicas reconnecting after the same outage enqueue it once per cooldown
+        window between them.
+        """
+        from ..dispatch import send_job
+
+        window = max(self.settings.subscriber_cooldown_ms, 1000)
+        if not self.services.redis.set(f"{self.prefix}subscriber:catch-up", self.status.instance_id,
+                                       nx=True, px=window):
+            logger.info("catch-up already enqueued by another subscriber")
+            return {}
+        record, _ = send_job(self.services, "EVENT_EXPIRATION", SYSTEM, {},
+                             priority=MESSAGE_PRIORITY)
+        logger.info("messages may have been lost while disconnected: catch-up expiration "
+                    "enqueued for every campaign", extra={"job_id": record["id"]})
+        return record
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def _pubsub(self):
+        client = redis.Redis.from_url(
+            self.settings.redis_url, socket_connect_timeout=5, socket_keepalive=True,
+            health_check_interval=HEALTH_CHECK_S)
+        pubsub = client.pubsub()
+        try:
+            pubsub.psubscribe(*PATTERNS)
+            # Wait for Redis to confirm every pattern: from then on no message is missed.
+            confirmed, deadline = 0, time.monotonic() + SUBSCRIBE_TIMEOUT_S
+            while confirmed < len(PATTERNS):
+                if time.monotonic() > deadline:
+                    raise redis.TimeoutError("Redis did not confirm the subscription")
+                item = pubsub.get_message(timeout=POLL_S)
+                if item is not None and item.get("type") == "psubscribe":
+                    confirmed += 1
+        except BaseException:
+            _close(pubsub, client)
+            raise
+        return client, pubsub
+
+    def run(self, stop: threading.Event) -> None:
+        """Listen until ``stop`` is set, reconnecting after every Redis failure."""
+        failures = 0
+        was_connected = False
+        while not stop.is_set():
+            client = pubsub = None
+            try:
+                client, pubsub = self._pubsub()
+                self.status.connected(reconnected=was_connected)
+                if was_connected:
+                    self.reconnects += 1
+                    logger.info("subscriber reconnected to Redis; subscribed to %s",
+                                ", ".join(PATTERNS))
+                    self.catch_up()
+                else:
+                    logger.info("subscriber listening on %s", ", ".join(PATTERNS))
+                was_connected, failures = True, 0
+                self.connected.set()
+                self._listen(pubsub, stop)
+            except REDIS_FAILURES + (redis.RedisError,) as e:
+                self.connected.clear()
+                failures += 1
+                delay = reconnect_delay(failures, cap_s=self.cap_s)
+                self.status.set_state("disconnected", f"{type(e).__name__}: {e}")
+                logger.warning("subscriber lost Redis (%s: %s); reconnecting in %.1fs",
+                               type(e).__name__, e, delay, extra={"attempt": failures})
+                stop.wait(delay)
+            finally:
+                _close(pubsub, client)
+        self.connected.clear()
+        self.status.set_state("stopped")
+        try:
+            self.status.deregister()
+        except redis.RedisError as e:
+            logger.warning("could not remove the subscriber's status: %s", e)
+        logger.info("subscriber stopped")
+
+    def _listen(self, pubsub, stop: threading.Event) -> None:
+        next_heartbeat = time.monotonic() + HEARTBEAT_S
+        while not stop.is_set():
+            item = pubsub.get_message(timeout=POLL_S)
+            if item is not None and item.get("type") == "pmessage":
+                try:
+                    self.handle(item["channel"], item["data"])
+                except REDIS_FAILURES + (redis.RedisError,):
+                    raise
+                except Exception:  # a bug must cost one message, not the subscription
+                    logger.exception("could not handle a message on %s", item["channel"])
+            if time.monotonic() >= next_heartbeat:
+                self.status.heartbeat()
+                next_heartbeat = time.monotonic() + HEARTBEAT_S
+
+
+def _close(*resources) -> None:
+    for resource in resources:
+        if resource is not None:
+            try:
+                resource.close()
+            except Exception:  # the connection may already be gone
+                pass
+
+
+def run_subscriber(settings, registry) -> int:
+    """The ``scheduler-service subscriber`` process: run until SIGINT or SIGTERM."""
+    import signal
+
+    from ..services import build_services
+
+    services = build_services(settings, registry)
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        logger.info("received %s, stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        Subscriber(services).run(stop)
+    finally:
+        services.close()
+    return 0

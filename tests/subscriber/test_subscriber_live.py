@@ -1,0 +1,235 @@
+"""The subscriber on a real Redis, fed by the live reference API, with a real worker."""
+
+import json
+import threading
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from scheduler_service.dispatch import send_job
+from scheduler_service.hookspecs import hookimpl
+from scheduler_service.jobstore import parse_iso_ms
+from scheduler_service.jobtypes import Reaction
+from scheduler_service.plugins import build_registry, make_plugin_manager
+from scheduler_service.services import build_services
+from scheduler_service.subscriber import Subscriber
+from scheduler_service.subscriber.status import read_instances, read_stats
+from scheduler_service.web import create_app
+from helpers import wait_for
+
+NOW = datetime(1650, 3, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def ms(dt):
+    return int(dt.timestamp() * 1000)
+
+
+@pytest.fixture
+def settings(make_settings, reference_api):
+    return make_settings(API_URL=reference_api.url, API_SERVICE_ACCOUNT_TOKEN=reference_api.key,
+                         API_RATE_LIMIT_PER_SECOND=0)
+
+
+class Running:
+    """Subscribers running in threads of this process; stopped at the end of the test."""
+
+    def __init__(self):
+        self.started = []
+
+    def start(self, services, instance_id=None):
+        sub = Subscriber(services, instance_id)
+        stop = threading.Event()
+        thread = threading.Thread(target=sub.run, args=(stop,), daemon=True)
+        thread.start()
+        self.started.append((sub, stop, thread))
+        wait_for(sub.connected.is_set, timeout=15, message="the subscriber to connect")
+        return sub
+
+    def stop(self):
+        for _, stop, thread in self.started:
+            stop.set()
+        for _, _, thread in self.started:
+            thread.join(15)
+            assert not thread.is_alive()
+
+
+@pytest.fixture
+def subscribers():
+    running = Running()
+    yield running
+    running.stop()
+
+
+def completed(api, event_id):
+    return api.data("query($id: ID!) { event(id: $id) { isCompleted } }",
+                    {"id": event_id})["event"]["isCompleted"]
+
+
+def expiration_jobs(services, campaign_id):
+    jobs, _ = services.jobs.list(job_type="EVENT_EXPIRATION", campaign_id=campaign_id, limit=100)
+    return jobs
+
+
+def stats(services):
+    return read_stats(services.redis, f"{services.settings.redis_namespace}:")
+
+
+def test_world_time_advanced_expires_the_overdue_events_of_that_campaign_only(
+        services, worker, subscribers, reference_api):
+    # Given two campaigns whose events fall due one hour after their clocks
+    subscribers.start(services)
+    camp, other = (reference_api.make_campaign(world_time=NOW)["id"] for _ in range(2))
+    mine = [reference_api.make_event(camp, scheduled_at=NOW + timedelta(hours=1))["id"]
+            for _ in range(3)]
+    theirs = reference_api.make_event(other, scheduled_at=NOW + timedelta(hours=1))["id"]
+    # and a job waiting on the first campaign's world clock
+    timer, _ = send_job(services, "PING", camp, run_at_world_ms=ms(NOW + timedelta(hours=2)))
+    assert timer["state"] == "scheduled"
+    # When the first campaign's world time advances past them, through the reference API
+    reference_api.advance(camp, NOW + timedelta(hours=3))
+    # Then its events are expired by a priority-8 expiration job, and its timer fires
+    wait_for(lambda: all(completed(reference_api, e) for e in mine), timeout=30,
+             message="the campaign's overdue events to be expired")
+    (job,) = expiration_jobs(services, camp)
+    assert job["priority"] == 8
+    wait_for(lambda: services.jobs.get(job["id"])["state"] == "succeeded", timeout=15)
+    assert services.jobs.get(job["id"])["result"]["expired"] == 3
+    wait_for(lambda: services.jobs.get(timer["id"])["state"] == "succeeded", timeout=15,
+             message="the world timer's job to run")
+    # and nothing happened to the other campaign
+    assert not completed(reference_api, theirs)
+    assert expiration_jobs(services, other) == []
+    assert stats(services)["received:worldTimeAdvanced"] == 1
+
+
+def test_a_burst_of_50_messages_for_one_campaign_makes_one_expiration_job(
+        make_settings, reference_api, subscribers, redis_client):
+    # Given two subscriber replicas and a generous cooldown window
+    services = build_services(make_settings(
+        API_URL=reference_api.url, API_SERVICE_ACCOUNT_TOKEN=reference_api.key,
+        SUBSCRIBER_COOLDOWN_MS=120_000))
+    try:
+        subscribers.start(services, "replica-a")
+        subscribers.start(services, "replica-b")
+        camp = reference_api.make_campaign(world_time=NOW)["id"]
+        late_timer, _ = send_job(services, "PING", camp,
+                                 run_at_world_ms=ms(NOW + timedelta(minutes=45)))
+        # When its world time advances 50 times in a row
+        for minute in range(1, 51):
+            reference_api.advance(camp, NOW + timedelta(minutes=minute))
+        # Then both replicas saw all 50 messages ...
+        # (the first message of the window is the only one not counted as deduplicated)
+        wait_for(lambda: stats(services).get("deduplicated") == 99, timeout=30,
+                 message="both replicas to handle 50 messages")
+        assert stats(services)["received:worldTimeAdvanced"] == 100
+        # ... and between them enqueued exactly one expiration job, at priority 8
+        jobs = expiration_jobs(services, camp)
+        assert len(jobs) == 1 and jobs[0]["priority"] == 8
+        # while the advances inside the window still released the world timer
+        assert services.jobs.get(late_timer["id"])["state"] == "queued"
+        world = services.redis.hget(f"{services.settings.redis_namespace}:worldtime", camp)
+        assert int(world) == ms(NOW + timedelta(minutes=50))
+    finally:
+        services.close()
+
+
+def metric_samples(text):
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return samples
+
+
+def test_malformed_messages_are_counted_and_the_subscriber_carries_on(
+        services, subscribers, redis_client):
+    subscribers.start(services)
+    bad = [
+        ("campaign.c1.worldTimeAdvanced", "{not json"),
+        ("campaign.c1.worldTimeAdvanced", json.dumps({"campaignId": "c1"})),
+        ("campaign.c1.worldTimeAdvanced", json.dumps({"campaignId": "c1", "newTime": "noon"})),
+        ("campaign.c1.worldTimeAdvanced", json.dumps({"campaignId": "c1", "newTime": "noon"})),
+        ("campaign.c1.entityModified", json.dumps({"campaignId": "c2", "entityType": "Event",
+                                                   "entityId": "e", "operation": "CREATE"})),
+        ("campaign.c1.entityModified", json.dumps(["not", "an", "object"])),
+    ]
+    for channel, data in bad:
+        assert redis_client.publish(channel, data) >= 1
+    # and then a good one
+    redis_client.publish("campaign.c1.worldTimeAdvanced",
+                         json.dumps({"campaignId": "c1", "previousTime": None,
+                                     "newTime": "2026-03-01T12:00:00Z"}))
+    wait_for(lambda: stats(services).get("received:worldTimeAdvanced") == 5, timeout=15,
+             message="every message to be received")
+    wait_for(lambda: stats(services).get("received:entityModified") == 2, timeout=15)
+    # The good message was acted on
+    world = services.redis.hget(f"{services.settings.redis_namespace}:worldtime", "c1")
+    assert int(world) == parse_iso_ms("2026-03-01T12:00:00Z")
+    assert len(expiration_jobs(services, "c1")) == 1
+    # /metrics counts the invalid ones by event and reason
+    web = create_app(services=services).test_client()
+    samples = metric_samples(web.get("/metrics").get_data(as_text=True))
+
+    def invalid(event, reason):
+        return samples.get(("scheduler_subscriber_messages_invalid_total",
+                            (("event", event), ("reason", reason))))
+
+    assert invalid("worldTimeAdvanced", "bad_json") == 1
+    assert invalid("worldTimeAdvanced", "missing_field") == 1
+    assert invalid("worldTimeAdvanced", "bad_time") == 2
+    assert invalid("entityModified", "campaign_mismatch") == 1
+    assert invalid("entityModified", "not_object") == 1
+    assert samples[("scheduler_subscriber_messages_received_total",
+                    (("event", "worldTimeAdvanced"),))] == 5
+    assert samples[("scheduler_subscriber_connected", ())] == 1
+    assert samples[("scheduler_subscriber_last_message_timestamp_seconds", ())] > 0
+    # and /health shows the subscriber up with its last message
+    component = web.get("/health").get_json()["components"]["subscriber"]
+    assert component["status"] == "up" and "last message" in component["message"]
+    assert component["details"]["connected"] == 1 and component["details"]["lastMessageAt"]
+
+
+class EntityPlugin:
+    """A plugin whose reactions enqueue a job per modified entity, and one that breaks."""
+
+    @hookimpl
+    def register_reactions(self):
+        def on_entity(message, ctx):
+            ctx.send_job("PING", {}, idempotency_key=f"entity:{message['entityId']}:"
+                                                     f"{message['operation']}")
+
+        def broken(message, ctx):
+            raise RuntimeError("this reaction always fails")
+
+        return [Reaction("broken", "entityModified", broken),
+                Reaction("ping-per-entity", "entityModified", on_entity)]
+
+
+def test_entity_modified_goes_to_the_plugins_reactions(settings, reference_api, subscribers):
+    pm = make_plugin_manager()
+    pm.register(EntityPlugin(), name="entity-test")
+    services = build_services(settings, build_registry(pm))
+    try:
+        subscribers.start(services)
+        world = reference_api.make_world(world_time=NOW, settlements=2)
+        ids = {s["id"] for s in world["settlements"]}
+        # Each created settlement reached the reaction, despite the broken one before it
+        def pinged():
+            jobs, _ = services.jobs.list(job_type="PING", limit=20)
+            keys = {j["idempotencyKey"] for j in jobs}
+            return {f"entity:{i}:CREATE" for i in ids} <= keys
+        wait_for(pinged, timeout=15, message="a job per created settlement")
+        assert stats(services)["reaction_errors:broken"] >= 2
+    finally:
+        services.close()
+
+
+def test_a_cleanly_stopped_subscriber_removes_its_status(services, subscribers):
+    sub = subscribers.start(services, "leaving")
+    prefix = f"{services.settings.redis_namespace}:"
+    assert read_instances(services.redis, prefix)["leaving"]["state"] == "connected"
+    subscribers.stop()
+    subscribers.started.clear()
+    assert "leaving" not in read_instances(services.redis, prefix)
+    assert not sub.connected.is_set()
