@@ -198,6 +198,12 @@ FIELDS: tuple[Field, ...] = (
     Field("SUBSCRIBER_RECONNECT_MAX_MS", "subscriber_reconnect_max_ms", _int(100), 30000,
           "Longest wait between the subscriber's attempts to reconnect to Redis "
           "(the wait doubles from 0.5 s up to this)."),
+    Field("CRON_LEADER_TTL_S", "cron_leader_ttl_s", _int(1, 3600), 15,
+          "Lifetime of the cron leader lock; the leader renews it every third of it, and a "
+          "standby takes over at most this long (plus a third) after the leader dies."),
+    Field("CRON_MISFIRE_GRACE_S", "cron_misfire_grace_s", _int(1, 86400), 60,
+          "How late a sweep tick may still run (missed ticks coalesce into one run); keep it "
+          "above CRON_LEADER_TTL_S so a tick due during a leader hand-over still runs."),
     Field("ADMIN_DASHBOARD_ENABLED", "admin_dashboard_enabled", _bool, None,
           "Serve the queue dashboard at /admin/queues. Defaults to true outside production, "
           "false in production."),
@@ -259,6 +265,8 @@ class Settings:
     event_expiration_concurrency: int = 10
     subscriber_cooldown_ms: int = 5000
     subscriber_reconnect_max_ms: int = 30000
+    cron_leader_ttl_s: int = 15
+    cron_misfire_grace_s: int = 60
     admin_dashboard_enabled: bool = True
     admin_dashboard_user: str | None = None
     admin_dashboard_password: str | None = field(default=None, repr=False)
@@ -268,7 +276,7 @@ class Settings:
     reference_api_port: int = DEFAULT_REFERENCE_API_PORT
     reference_api_db: str | None = None
     reference_api_test_hooks: bool = False
-    #: Every ``CRON_*`` variable, for the sweeps that declare them as overrides.
+    #: Every ``CRON_*`` variable not declared above, for the sweeps that name them as overrides.
     cron_overrides: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
@@ -348,9 +356,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if problems:
         raise ConfigError(problems)
     values["cron_overrides"] = MappingProxyType(
-        {k: v for k, v in environ.items() if k.startswith("CRON_") and v.strip()}
+        {k: v for k, v in environ.items()
+         if k.startswith("CRON_") and v.strip() and k not in _DECLARED}
     )
     return Settings(**values)
+
+
+_DECLARED = frozenset(f.env for f in FIELDS)
 
 
 def _bad(problems):
