@@ -45,6 +45,20 @@ def _registry():
         sys.exit(EXIT_PLUGIN)
 
 
+def _checked_registry(settings):
+    """The registry, after checking every sweep's cron variable (exit 2 naming the bad ones)."""
+    from .cron import configuration_problems
+
+    registry = _registry()
+    problems = configuration_problems(settings, registry)
+    if problems:
+        error = ConfigError(problems)
+        click.echo(f"scheduler-service: {error}", err=True)
+        logger.error("%s", error)
+        sys.exit(EXIT_CONFIG)
+    return registry
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="scheduler-service")
 def cli():
@@ -62,7 +76,7 @@ def cli():
 def web(host, port, workers, threads):
     """Serve the HTTP API: /health, /metrics, /api/v1 and /admin/queues (gunicorn)."""
     settings = _settings()
-    registry = _registry()
+    registry = _checked_registry(settings)
     from .webserver import serve
 
     serve(settings, registry, host or settings.host, port or settings.port, workers, threads)
@@ -93,9 +107,30 @@ def worker(processes, threads, queues):
 
 
 @cli.command()
+def cron():
+    """Fire the periodic sweeps on their cron triggers, and pump wall-clock timers.
+
+    Any number may run: one leader (a Redis lock renewed every third of CRON_LEADER_TTL_S)
+    fires; the others stand by and one takes over within CRON_LEADER_TTL_S when it dies.
+    A tick only enqueues the sweep's job, once per tick in total. Schedules changed over
+    /api/v1/schedules are obeyed within seconds. SIGINT or SIGTERM stops it and hands the
+    lock over at once.
+    """
+    settings = _settings()
+    registry = _checked_registry(settings)
+    from .cron import unused_cron_variables
+    from .cron.process import run_cron
+
+    for name in unused_cron_variables(settings, registry):
+        logger.warning("%s is set but no sweep reads it", name)
+    sys.exit(run_cron(settings, registry, _stop_event()))
+
+
+@cli.command()
 def pump():
     """Promote due wall-clock timers into their queues, continuously.
 
+    `cron` runs this pump already; this command is for extra pumps or operators.
     Several pumps may run at once: each timer is still promoted exactly once.
     """
     settings = _settings()
@@ -151,7 +186,7 @@ def _run_group(settings, env, extra=None):
     commands = {
         "web": self_command("web"),
         "worker": self_command("worker"),
-        "pump": self_command("pump"),
+        "cron": self_command("cron"),
         "subscriber": self_command("subscriber"),
         **(extra or {}),
     }
@@ -160,12 +195,13 @@ def _run_group(settings, env, extra=None):
 
 @cli.command()
 def run():
-    """Run web, worker, the timer pump and the subscriber as one process group (single machine).
+    """Run web, worker, cron (sweeps and the timer pump) and the subscriber as one process
+    group (single machine).
 
     SIGINT or SIGTERM stops every process; if one dies, the others are stopped too.
     """
     settings = _settings()
-    _registry()
+    _checked_registry(settings)
     sys.exit(_run_group(settings, env=None))
 
 
@@ -203,7 +239,7 @@ def dev():
     Data is kept under DATA_DIR (default .data/). Every URL is printed at start.
     """
     settings = _settings()
-    _registry()
+    _checked_registry(settings)
     from .embedded_redis import EmbeddedRedis
     from .supervisor import self_command
 

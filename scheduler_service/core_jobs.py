@@ -1,4 +1,4 @@
-"""The core plugin: the job types and health checks that ship with the service.
+"""The core plugin: the job types, sweeps and health checks that ship with the service.
 
 They are registered through the same hooks as any third-party plugin's.
 """
@@ -6,11 +6,12 @@ They are registered through the same hooks as any third-party plugin's.
 from __future__ import annotations
 
 from .api.health import api_check
+from .cron.status import cron_check
 from .deferred_effect import DeferredEffectPayload, run_deferred_effect
 from .event_expiration import expire_on_world_time, run_event_expiration
 from .health import queue_check, redis_check
 from .hookspecs import hookimpl
-from .jobtypes import HealthCheck, JobType, Reaction
+from .jobtypes import HealthCheck, JobType, Reaction, Sweep
 from .subscriber.status import subscriber_check
 
 
@@ -56,6 +57,21 @@ def register_health_checks():
         HealthCheck("queue", queue_check, critical=False),
         HealthCheck("api", api_check, critical=False),
         HealthCheck("subscriber", subscriber_check, critical=False),
+        HealthCheck("cron", cron_check, critical=False),
+    ]
+
+
+@hookimpl
+def register_sweeps():
+    return [
+        Sweep(
+            name="event-expiration",
+            job_type="EVENT_EXPIRATION",
+            cron="*/5 * * * *",
+            env_var="CRON_EVENT_EXPIRATION",
+            description="Expires overdue events of every campaign (the slow path behind the "
+                        "worldTimeAdvanced reaction).",
+        ),
     ]
 
 

@@ -18,6 +18,8 @@ DEFAULT_PRIORITY = 5
 MIN_PRIORITY, MAX_PRIORITY = 0, 10
 
 _NAME_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
+_SWEEP_NAME_RE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+_CRON_VAR_RE = re.compile(r"^CRON_[A-Z0-9_]+$")
 
 
 class EmptyPayload(BaseModel):
@@ -67,7 +69,7 @@ class Sweep:
     Attributes:
         name: kebab-case name (``event-expiration``), unique across plugins.
         job_type: the job type enqueued on each tick.
-        cron: default five-field cron expression, in UTC.
+        cron: default cron expression, in UTC (five fields, or six with seconds first).
         env_var: environment variable that overrides ``cron`` (``CRON_EVENT_EXPIRATION``).
         description: one sentence for the docs and ``GET /schedules``.
         campaign_id: campaign of the enqueued job; ``SYSTEM`` means every campaign.
@@ -82,6 +84,17 @@ class Sweep:
     campaign_id: str = "SYSTEM"
     payload: Mapping[str, Any] = field(default_factory=dict)
     plugin: str = ""
+
+    def __post_init__(self):
+        from .cron.expr import cron_error
+
+        if not _SWEEP_NAME_RE.match(self.name) or len(self.name) > 64:
+            raise ValueError(f"sweep name {self.name!r} must be kebab-case (event-expiration)")
+        if not _CRON_VAR_RE.match(self.env_var):
+            raise ValueError(f"sweep {self.name}: env_var {self.env_var!r} must look like CRON_NAME")
+        error = cron_error(self.cron)
+        if error:
+            raise ValueError(f"sweep {self.name}: default cron {self.cron!r} {error}")
 
 
 @dataclass(frozen=True)

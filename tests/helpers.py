@@ -37,3 +37,13 @@ def stop_process(proc: subprocess.Popen, timeout=20):
             proc.kill()
             proc.wait()
     return proc.returncode
+
+
+def hold_cron_leadership(services, identity="test-leader", ttl_ms=60_000):
+    """Take the cron leader lock as if a cron process led (for /health without one)."""
+    from scheduler_service.cron.status import schedule_store
+    from scheduler_service.cron.leader import LeaderLock
+
+    lock = LeaderLock(services.redis, schedule_store(services).leader_key, identity, ttl_ms)
+    assert lock.try_acquire(), "another cron leader holds the lock"
+    return lock

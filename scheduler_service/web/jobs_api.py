@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hmac
-
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify
 
 from ..dispatch import build_job
 from ..errors import InvalidPayload
 from ..jobstore import parse_iso_ms
 from ..payloads import payload_schema, validate_payload
+from .auth import require_bearer_token
 from .errors import ApiError
 from .models import (
     CreateJob,
@@ -30,12 +29,7 @@ def _services():
     return current_app.extensions["scheduler"]
 
 
-@bp.before_request
-def _require_token():
-    expected = _services().settings.scheduler_api_token
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
-        raise ApiError(401, "UNAUTHENTICATED", "send Authorization: Bearer <SCHEDULER_API_TOKEN>")
+bp.before_request(require_bearer_token)
 
 
 def _job_or_404(job_id):

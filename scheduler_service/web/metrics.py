@@ -14,6 +14,7 @@ from prometheus_flask_exporter import PrometheusMetrics
 
 from .. import __version__
 from ..api.health import ApiCollector
+from ..cron.status import CronCollector
 from ..health import run_checks
 from ..queuestats import queue_stats
 from ..subscriber.status import SubscriberCollector
@@ -59,6 +60,7 @@ def init_metrics(app, services):
     metrics.info("scheduler_service_info", "Scheduler service version.", version=__version__)
     registry.register(QueueCollector(services))
     registry.register(ApiCollector(services))
+    registry.register(CronCollector(services))
     registry.register(SubscriberCollector(services))
     app.extensions["prometheus"] = metrics
     return metrics

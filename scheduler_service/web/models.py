@@ -165,3 +165,109 @@ class Error(BaseModel):
     """Every error response."""
 
     error: ErrorBody
+
+
+# -- schedules ------------------------------------------------------------------------
+
+class LastRun(BaseModel):
+    """The last run of a sweep: a tick, a skipped tick, a missed tick or a manual run."""
+
+    start: str = Field(description="When the run started (ISO-8601 UTC).")
+    durationMs: float
+    outcome: Literal["enqueued", "duplicate", "skipped", "failed", "missed"]
+    error: Optional[str] = Field(description="Why it failed, when it did.")
+    tick: Optional[str] = Field(description="The cron tick it stood for; null for a manual run.")
+    jobId: Optional[str] = Field(description="The job it enqueued, if any.")
+    trigger: Optional[Literal["cron", "catch-up", "manual"]]
+    detail: Optional[str] = Field(description="Why a tick was skipped or missed.")
+
+
+class Schedule(BaseModel):
+    """A periodic sweep and its live state."""
+
+    name: str
+    plugin: str
+    description: str
+    jobType: str = Field(description="The job type each tick enqueues.")
+    campaignId: str
+    cron: str = Field(description="The expression in force (UTC).")
+    cronSource: Literal["api", "env", "default"] = Field(
+        description="Where it comes from: changed over this API, the environment variable, "
+                    "or the sweep's default.")
+    defaultCron: str
+    envVar: str = Field(description="The environment variable that overrides the default.")
+    enabled: bool
+    overlap: Literal["skip", "allow"] = Field(
+        description="skip: a tick is skipped while the previous tick's job is unfinished.")
+    nextRun: Optional[str] = Field(description="Next tick; null while disabled.")
+    lastRun: Optional[LastRun]
+
+
+class ScheduleDetail(Schedule):
+    """A sweep with its next five ticks."""
+
+    nextRuns: list[str]
+
+
+class ScheduleList(BaseModel):
+    """Every registered sweep."""
+
+    items: list[Schedule]
+
+
+class PatchSchedule(_Strict):
+    """Changes to a sweep; each is recorded in its history with the ``X-Actor`` header."""
+
+    enabled: Optional[bool] = Field(default=None, strict=True, description="Turn its ticks on or off.")
+    cron: Optional[str] = Field(default=None, max_length=200,
+                                description="A new expression (five fields, or six with seconds "
+                                            "first, UTC); null goes back to the configured one.")
+    overlap: Optional[Literal["skip", "allow"]] = None
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value):
+        from ..cron.expr import cron_error
+
+        if value is not None:
+            error = cron_error(value)
+            if error:
+                raise ValueError(f"not a valid cron expression: {error}")
+        return value
+
+    @field_validator("enabled", "overlap")
+    @classmethod
+    def _not_null(cls, value):
+        if value is None:
+            raise ValueError("must not be null")
+        return value
+
+    @model_validator(mode="after")
+    def _something(self):
+        if not self.model_fields_set:
+            raise ValueError("nothing to change: give enabled, cron or overlap")
+        return self
+
+
+class ScheduleChange(BaseModel):
+    """One entry of a sweep's history."""
+
+    at: str
+    field: str = Field(description="enabled, cron, overlap, or run (a manual run).")
+    from_: Any = Field(alias="from")
+    to: Any
+    actor: str = Field(description="The X-Actor header of the request, else api.")
+
+
+class ScheduleHistory(BaseModel):
+    """Every change of a sweep, oldest first."""
+
+    name: str
+    items: list[ScheduleChange]
+
+
+class ScheduleRun(BaseModel):
+    """The job a manual run enqueued."""
+
+    schedule: str
+    job: Job

@@ -7,6 +7,7 @@ from scheduler_service.api.client import ApiClient
 from scheduler_service.embedded_redis import free_port
 from scheduler_service.services import build_services
 from scheduler_service.web import create_app
+from helpers import hold_cron_leadership
 
 
 @pytest.fixture
@@ -35,6 +36,7 @@ def test_a_client_of_an_unreachable_api_builds_and_reports_up_until_calls_fail(m
     services = build_services(settings)
     try:
         web = create_app(services=services).test_client()
+        hold_cron_leadership(services)
         body = web.get("/health").get_json()
         assert body["components"]["api"]["status"] == "up"
         assert body["status"] == "healthy"

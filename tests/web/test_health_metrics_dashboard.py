@@ -10,7 +10,7 @@ from scheduler_service.dispatch import send_job
 from scheduler_service.embedded_redis import EmbeddedRedis
 from scheduler_service.services import build_services
 from scheduler_service.web import create_app
-from helpers import wait_for
+from helpers import hold_cron_leadership, wait_for
 
 
 @pytest.fixture
@@ -18,13 +18,15 @@ def client(services):
     return create_app(services=services).test_client()
 
 
-def test_health_is_healthy_with_every_component(client):
+def test_health_is_healthy_with_every_component(client, services):
+    # Given a cron leader (no cron process runs here; without one the service is degraded)
+    hold_cron_leadership(services)
     response = client.get("/health")
     assert response.status_code == 200
     body = response.get_json()
     assert body["status"] == "healthy"
     assert body["version"] and body["uptime"] >= 0
-    for name in ("redis", "queue", "sample"):
+    for name in ("redis", "queue", "sample", "cron"):
         component = body["components"][name]
         assert component["status"] == "up"
         assert component["message"] and component["lastChecked"].endswith("Z")

@@ -1,6 +1,7 @@
 """The REST job API through the Flask app on a real Redis, with a real worker where jobs run."""
 
 import json
+import re
 import time
 
 import pytest
@@ -283,7 +284,7 @@ def test_openapi_document_is_valid_and_describes_exactly_the_routes(client, serv
     app = create_app(services=services)
     flask_routes = {(rule.rule, m) for rule in app.url_map.iter_rules() if rule.rule.startswith("/api/v1")
                     and rule.rule != "/api/v1/openapi.json" for m in rule.methods - {"HEAD", "OPTIONS"}}
-    documented = {(p.replace("{job_id}", "<job_id>"), m.upper()) for p, ops in doc["paths"].items() for m in ops}
+    documented = {(re.sub(r"\{(\w+)\}", r"<\1>", p), m.upper()) for p, ops in doc["paths"].items() for m in ops}
     assert documented == flask_routes
     create = doc["paths"]["/api/v1/jobs"]["post"]
     assert create["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/CreateJob")

@@ -1,0 +1,21 @@
+"""Bearer-token authentication of the REST API, shared by every ``/api/v1`` blueprint."""
+
+from __future__ import annotations
+
+import hmac
+
+from flask import current_app, request
+
+from .errors import ApiError
+
+
+def require_bearer_token():
+    """``before_request`` hook: the request must carry ``Authorization: Bearer <SCHEDULER_API_TOKEN>``.
+
+    Raises:
+        ApiError: 401 when the token is missing or wrong.
+    """
+    expected = current_app.extensions["scheduler"].settings.scheduler_api_token
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
+        raise ApiError(401, "UNAUTHENTICATED", "send Authorization: Bearer <SCHEDULER_API_TOKEN>")
