@@ -42,6 +42,10 @@ def test_run_serves_http_runs_jobs_and_stops_everything_on_sigint(child_env, ser
 
         wait_for(healthy, timeout=30, interval=0.2, message="/health of `run`")
         assert requests.get(f"http://127.0.0.1:{port}/admin/queues/", timeout=5).status_code == 200
+        # and the group's cron process leads (its lock is the cron component of /health)
+        wait_for(lambda: requests.get(f"http://127.0.0.1:{port}/health", timeout=5)
+                 .json()["components"]["cron"]["status"] == "up",
+                 timeout=30, interval=0.2, message="a cron leader in `run`")
 
         # When a job is sent, the worker process runs it (its JSON log says so)
         job, _ = send_job(services, "SAMPLE_ECHO", "c9", {"text": "over the wire"})
@@ -61,7 +65,7 @@ def test_run_serves_http_runs_jobs_and_stops_everything_on_sigint(child_env, ser
         # When SIGINT (Ctrl-C) reaches the group leader
         log.seek(0)
         started = dict(re.findall(r"started ([\w-]+) \(pid (\d+)\)", log.read()))
-        assert {"web", "worker", "subscriber"} <= set(started)
+        assert {"web", "worker", "cron", "subscriber"} <= set(started)
         pgids = [int(p) for p in started.values()]
         proc.send_signal(signal.SIGINT)
         # Then it exits 0 and every process it started is gone
@@ -84,7 +88,7 @@ def test_web_exits_nonzero_naming_every_bad_variable(child_env):
     assert result.stderr.count("invalid configuration") == 1
 
 
-@pytest.mark.parametrize("command", ["web", "worker", "run", "dev", "plugins", "subscriber"])
+@pytest.mark.parametrize("command", ["web", "worker", "run", "dev", "plugins", "subscriber", "cron"])
 def test_every_command_has_help(command):
     result = subprocess.run([sys.executable, "-m", "scheduler_service", command, "--help"],
                             capture_output=True, text=True, timeout=60)
