@@ -1,0 +1,157 @@
+"""One cron replica in this process, on a real Redis with a real APScheduler: what a tick does."""
+
+import logging
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from scheduler_service.cron.expr import fire_times_between, iso_seconds, latest_fire_time, parse_cron, to_ms
+from scheduler_service.cron.process import CronProcess
+from scheduler_service.cron.schedules import ScheduleStore
+from scheduler_service.services import build_services
+from scheduler_service.web import create_app
+from helpers import wait_for
+
+UTC = timezone.utc
+AUTH = {"Authorization": "Bearer dev-token"}
+
+
+@pytest.fixture
+def cron_services(make_settings, redis_client):
+    """``make(**env)``: services whose settings carry ``env``; keys removed afterwards."""
+    built = []
+
+    def make(**env):
+        services = build_services(make_settings(CRON_LEADER_TTL_S=2, **env))
+        built.append(services)
+        return services
+
+    yield make
+    for services in built:
+        services.close()
+        for key in redis_client.scan_iter(f"{services.settings.redis_namespace}:*", count=1000):
+            redis_client.delete(key)
+
+
+@pytest.fixture
+def replica():
+    started = []
+
+    def start(services):
+        process = CronProcess(services).start()
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+def store_of(services):
+    return ScheduleStore(services.redis, services.settings.redis_namespace, services.registry,
+                         services.settings)
+
+
+def jobs_of(services, job_type):
+    items, _ = services.jobs.list(job_type=job_type, limit=500)
+    return items
+
+
+def test_overlap_skip_waits_for_the_previous_ticks_job_and_allow_does_not(cron_services, replica):
+    services = cron_services(CRON_SAMPLE_TICK="* * * * * *")
+    store = store_of(services)
+    replica(services)
+    # Given the first tick enqueued a job that nobody runs (no worker here)
+    first = wait_for(lambda: jobs_of(services, "SAMPLE_ECHO"), timeout=20, message="a first tick")[0]
+    assert first["idempotencyKey"].startswith("sweep:sample-tick:")
+    # Then the next ticks are skipped, and the last run says why
+    last = wait_for(lambda: (r := store.last_run("sample-tick")) and r["outcome"] == "skipped" and r,
+                    timeout=20, message="a skipped tick")
+    assert first["id"] in last["detail"] and "skip" in last["detail"] and last["tick"]
+    assert len(jobs_of(services, "SAMPLE_ECHO")) == 1
+    assert store.stats()[("sample-tick", "skipped")] >= 1
+    # When the policy becomes allow, the next tick enqueues although the first job still waits
+    store.update("sample-tick", actor="test", overlap="allow")
+    wait_for(lambda: len(jobs_of(services, "SAMPLE_ECHO")) >= 2, timeout=20, message="a second job")
+    assert services.jobs.get(first["id"])["state"] == "queued"
+
+
+def test_a_failing_sweep_is_logged_counted_alerted_and_never_stops_the_others(cron_services, replica,
+                                                                            caplog):
+    services = cron_services(CRON_SAMPLE_BROKEN="* * * * * *", CRON_SAMPLE_PING="* * * * * *")
+    store = store_of(services)
+    store.update("sample-ping", actor="test", overlap="allow")
+    caplog.set_level(logging.INFO, logger="scheduler_service.cron")
+    replica(services)
+    # When the broken sweep fails on tick after tick
+    wait_for(lambda: store.stats().get(("sample-broken", "failed"), 0) >= 3, timeout=30,
+             message="three failed runs")
+    # Then the other sweep kept enqueuing all along
+    wait_for(lambda: len(jobs_of(services, "PING")) >= 3, timeout=30, message="three pings")
+    last = store.last_run("sample-broken")
+    assert last["outcome"] == "failed" and "InvalidPayload" in last["error"] and last["tick"]
+    alerts = [r for r in caplog.records if getattr(r, "alert", None) == "cron_sweep_failed"]
+    assert alerts and alerts[0].levelno == logging.ERROR and alerts[0].sweep == "sample-broken"
+    # and /metrics counts the failures, /health shows this replica leading
+    client = create_app(services=services).test_client()
+    text = client.get("/metrics").get_data(as_text=True)
+    failures = [line for line in text.splitlines()
+                if line.startswith('scheduler_cron_sweep_failures_total{sweep="sample-broken"}')]
+    assert failures and float(failures[0].split()[-1]) >= 3
+    assert 'scheduler_cron_sweep_runs_total{outcome="enqueued",sweep="sample-ping"}' in text
+    assert "scheduler_cron_has_leader 1.0" in text
+    cron = client.get("/health").get_json()["components"]["cron"]
+    assert cron["status"] == "up" and cron["details"]["leader"] in text
+
+
+def test_a_new_leader_fires_the_tick_nobody_enqueued_and_logs_the_ones_dropped(cron_services, replica,
+                                                                              caplog):
+    # Keep clear of a minute boundary, so the test and the replica agree on the latest tick
+    if datetime.now(UTC).second > 50:
+        time.sleep(61 - datetime.now(UTC).second)
+    services = cron_services(CRON_MISFIRE_GRACE_S=120)
+    store = store_of(services)
+    trigger = parse_cron("* * * * *")  # sample-ping's default
+    due = latest_fire_time(trigger, datetime.now(UTC))
+    # Given the last leader enqueued the tick three minutes before the latest one, then died
+    store.advance_tick("sample-ping", to_ms(due - timedelta(minutes=3)))
+    caplog.set_level(logging.INFO, logger="scheduler_service.cron")
+    # When a replica becomes leader
+    replica(services)
+    # Then it enqueues the latest tick, once, and counts the two it had to drop
+    key = f"sweep:sample-ping:{iso_seconds(due)}"
+    job = wait_for(lambda: [j for j in jobs_of(services, "PING") if j["idempotencyKey"] == key],
+                   timeout=20, message="the caught-up tick")[0]
+    wait_for(lambda: store.last_run("sample-ping") is not None, timeout=10, message="a recorded run")
+    assert store.last_run("sample-ping")["trigger"] == "catch-up"
+    assert store.last_run("sample-ping")["jobId"] == job["id"]
+    dropped = fire_times_between(trigger, due - timedelta(minutes=3), due - timedelta(seconds=1))
+    assert len(dropped) == 2 and store.stats()[("sample-ping", "missed")] == 2
+    assert any("coalesced" in r.getMessage() and r.sweep == "sample-ping" for r in caplog.records)
+
+
+def test_a_tick_older_than_the_grace_period_is_recorded_as_missed_not_run(cron_services, replica):
+    services = cron_services(CRON_SAMPLE_TICK="0 0 1 1 *", CRON_MISFIRE_GRACE_S=60)
+    store = store_of(services)
+    trigger = parse_cron("0 0 1 1 *")
+    due = latest_fire_time(trigger, datetime.now(UTC))
+    store.advance_tick("sample-tick", to_ms(latest_fire_time(trigger, due - timedelta(days=1))))
+    replica(services)
+    last = wait_for(lambda: store.last_run("sample-tick"), timeout=20, message="the missed tick")
+    assert last["outcome"] == "missed" and last["tick"].startswith(iso_seconds(due)[:19])
+    assert "grace" in last["detail"]
+    assert jobs_of(services, "SAMPLE_ECHO") == []
+
+
+def test_a_standby_replica_never_fires(cron_services, replica):
+    services = cron_services(CRON_SAMPLE_PING="* * * * * *")
+    store = store_of(services)
+    # Given another replica holds the lock
+    services.redis.set(store.leader_key, "someone-else", px=60_000)
+    process = replica(services)
+    time.sleep(2.5)  # two ticks or more
+    assert not process.is_leader()
+    assert jobs_of(services, "PING") == [] and store.last_run("sample-ping") is None
+    replicas = store.replicas(60_000)
+    assert replicas[process.identity]["leader"] is False
