@@ -167,7 +167,8 @@ class Elector:
         if was_leader:
             try:
                 self.lock.release()
-                logger.info("%s released cron leadership", self.lock.identity, extra={"identity": self.lock.identity})
+                logger.info("%s released cron leadership", self.lock.identity,
+                            extra={"identity": self.lock.identity})
             except redis.RedisError as e:
                 logger.warning("could not release the cron leader lock: %s", e)
 
@@ -189,7 +190,8 @@ class Elector:
             if ok:
                 self.lease.grant(sent_at)
                 if not held:
-                    logger.info("%s became cron leader", self.lock.identity, extra={"identity": self.lock.identity})
+                    logger.info("%s became cron leader", self.lock.identity,
+                                extra={"identity": self.lock.identity})
                     elected = True
                 else:
                     elected = False
@@ -203,7 +205,8 @@ class Elector:
 
     def _lose(self, reason: str) -> None:
         self.lease.revoke()
-        logger.warning("%s lost cron leadership: %s", self.lock.identity, reason, extra={"identity": self.lock.identity})
+        logger.warning("%s lost cron leadership: %s", self.lock.identity, reason,
+                       extra={"identity": self.lock.identity})
         self.on_lost(reason)
 
     def _loop(self) -> None:

@@ -35,7 +35,9 @@ from ..dispatch import send_job
 from ..errors import SchedulerServiceError
 from ..jobstore import TERMINAL, now_ms
 from ..timers import WallTimerPump
-from .expr import UTC, fire_times_between, from_ms, iso_seconds, latest_fire_time, to_ms
+from .expr import (
+    UTC, fire_times_between, from_ms, iso_seconds, latest_fire_time, parse_cron, to_ms,
+)
 from .leader import Elector, LeaderLock, new_identity
 from .schedules import ScheduleStore
 
@@ -94,8 +96,6 @@ class CronProcess:
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
         for name, sweep in sorted(self.services.registry.sweeps.items()):
             cron = self.store.configured_cron(sweep)
-            from .expr import parse_cron
-
             self.scheduler.add_job(self._on_tick, parse_cron(cron), args=[name], id=name,
                                    name=f"sweep {name}", replace_existing=True)
         self.scheduler.start()
@@ -167,11 +167,18 @@ class CronProcess:
             self._applied[name] = state
 
     def _control_loop(self) -> None:
+        failing = False
         while not self._stop.wait(CONTROL_POLL_S):
             try:
                 self.sync()
-            except Exception as e:
-                logger.warning("cannot read the schedule state: %s", e)
+                if failing:
+                    logger.info("schedule state readable again")
+                failing = False
+            except Exception as e:  # warn once per outage, not every second
+                if not failing:
+                    logger.warning("cannot read the schedule state (retrying every %ss): %s",
+                                   CONTROL_POLL_S, e)
+                failing = True
 
     def _heartbeat(self, leader: bool) -> None:
         self.store.heartbeat(self.identity, {

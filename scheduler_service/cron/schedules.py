@@ -109,7 +109,8 @@ class ScheduleStore:
 
     def state(self, name: str) -> ScheduleState:
         sweep = self.sweep(name)
-        return effective_state(sweep, self.env_cron(sweep), self.redis.hgetall(self.key("state", name)))
+        raw = self.redis.hgetall(self.key("state", name))
+        return effective_state(sweep, self.env_cron(sweep), raw)
 
     def states(self) -> dict[str, ScheduleState]:
         """Every sweep's state, in one round trip."""

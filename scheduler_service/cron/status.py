@@ -67,7 +67,7 @@ def cron_check(services) -> HealthStatus:
 
 
 class CronCollector:
-    """Prometheus collector: leader identity, replicas, sweep runs and failures, read at scrape time."""
+    """Prometheus collector of the leader, the replicas and the sweeps' runs, read at scrape time."""
 
     def __init__(self, services):
         self.services = services

@@ -17,7 +17,14 @@ from ..dispatch import send_job
 from ..jobstore import now_ms
 from .auth import require_bearer_token
 from .errors import ApiError
-from .models import PatchSchedule, ScheduleDetail, ScheduleHistory, ScheduleList, ScheduleRun
+from .models import (
+    Error,
+    PatchSchedule,
+    ScheduleDetail,
+    ScheduleHistory,
+    ScheduleList,
+    ScheduleRun,
+)
 from .openapi import api_route
 
 logger = logging.getLogger(__name__)
@@ -88,7 +95,7 @@ def patch_schedule(name, body: PatchSchedule):
 
 @api_route(bp, "POST", "/schedules/<name>/run",
            "Enqueue the sweep's job now (whether enabled or not, whatever the overlap policy)",
-           responses={201: ScheduleRun}, tag="schedules")
+           responses={201: ScheduleRun, 500: Error}, tag="schedules")
 def run_schedule(name):
     store = _store()
     sweep = _services().registry.sweeps[_known(name)]
