@@ -249,3 +249,26 @@ def test_system_enqueues_one_job_per_campaign_with_a_clock_once(make_settings, s
         worker.stop()
         get_api_client(services).close()
         services.close()
+
+
+def test_an_open_circuit_stops_expiring_and_defers_the_job(services, reference_api):
+    from scheduler_service.errors import CircuitOpen
+
+    camp = reference_api.make_campaign(world_time=NOW)["id"]
+    ids = make_events(reference_api, camp, 30, NOW - timedelta(days=1))
+    # Every expireEvent goes to an API that fails, through a breaker that opens at once
+    refusing = ApiClient.from_settings(
+        services.settings.replace(api_max_retries=0, api_breaker_threshold=1,
+                                  api_breaker_duration_ms=60_000),
+        headers={"x-test-error-code": "INTERNAL"})
+    try:
+        api = SomeCallsRefused(get_api_client(services), refusing, ids)
+        with pytest.raises(CircuitOpen):
+            expire_overdue_events(api, camp, grace_period_ms=0, concurrency=2)
+    finally:
+        refusing.close()
+    # It stopped instead of marking the rest failed; nothing was expired
+    calls = refusing.stats.snapshot()[0]
+    assert calls[("ExpireEvent", "circuit_open")] >= 1
+    assert sum(calls.values()) <= 2 * 2 * 2  # at most what was queued when the breaker opened
+    assert not any(completed(reference_api, e) for e in ids)

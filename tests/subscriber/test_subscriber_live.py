@@ -233,3 +233,16 @@ def test_a_cleanly_stopped_subscriber_removes_its_status(services, subscribers):
     subscribers.started.clear()
     assert "leaving" not in read_instances(services.redis, prefix)
     assert not sub.connected.is_set()
+
+
+def test_reaction_context_sends_and_cancels_jobs_for_its_campaign(services):
+    from scheduler_service.reactions import ReactionContext
+
+    ctx = ReactionContext("entityModified", "c7", services=services)
+    job = ctx.send_job("PING", {}, run_at_ms=4_102_444_800_000, idempotency_key="ctx-test")
+    assert job["campaignId"] == "c7" and job["state"] == "scheduled"
+    assert ctx.send_job("PING", {}, idempotency_key="ctx-test")["id"] == job["id"]
+    assert ctx.cancel_job(job["id"]) is True
+    assert ctx.get_job(job["id"])["state"] == "cancelled"
+    assert ctx.cancel_job(job["id"]) is False
+    assert ctx.settings is services.settings and ctx.api is ctx.api
