@@ -167,17 +167,9 @@ def subscriber():
 
 
 def _stop_event():
-    import signal
-    import threading
+    from .supervisor import stop_event_on_signals
 
-    stop = threading.Event()
-
-    def on_signal(signum, frame):
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    return stop
+    return stop_event_on_signals()
 
 
 def _run_group(settings, env, extra=None):

@@ -12,6 +12,7 @@ import logging
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 logger = logging.getLogger(__name__)
@@ -81,3 +82,16 @@ class Supervisor:
 def self_command(*args: str) -> list[str]:
     """argv that runs this same CLI with ``args`` (works inside and outside a venv)."""
     return [sys.executable, "-m", "scheduler_service", *args]
+
+
+def stop_event_on_signals(what: str = "stopping") -> threading.Event:
+    """An event set by the first SIGINT or SIGTERM (the shutdown of a single-role process)."""
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        logger.info("received %s, %s", signal.Signals(signum).name, what)
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    return stop

@@ -9,10 +9,10 @@ set the consumers' idle poll interval, which bounds how late a due job starts.
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 
 from dramatiq import Worker
+
+from .supervisor import stop_event_on_signals
 
 logger = logging.getLogger(__name__)
 
@@ -27,14 +27,7 @@ def run_worker(settings, registry, threads: int, queues=None) -> int:
     services = build_services(settings, registry)
     worker = Worker(services.broker, queues=set(queues) if queues else None,
                     worker_threads=threads, worker_timeout=settings.queue_poll_interval_ms)
-    stop = threading.Event()
-
-    def on_signal(signum, frame):
-        logger.info("received %s, finishing jobs in progress", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop = stop_event_on_signals("finishing jobs in progress")
     services.broker.emit_after("process_boot")
     worker.start()
     logger.info("worker ready: %s thread(s) on %s queue(s)", threads,

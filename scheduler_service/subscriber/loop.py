@@ -214,19 +214,11 @@ def _close(*resources) -> None:
 
 def run_subscriber(settings, registry) -> int:
     """The ``scheduler-service subscriber`` process: run until SIGINT or SIGTERM."""
-    import signal
-
     from ..services import build_services
+    from ..supervisor import stop_event_on_signals
 
     services = build_services(settings, registry)
-    stop = threading.Event()
-
-    def on_signal(signum, frame):
-        logger.info("received %s, stopping", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop = stop_event_on_signals()
     try:
         Subscriber(services).run(stop)
     finally:
