@@ -6,7 +6,6 @@ one per test session. It listens on loopback only.
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import time
@@ -101,9 +100,3 @@ class EmbeddedRedis:
     def __exit__(self, *exc):
         self.stop()
 
-
-def environ_with(**values) -> dict:
-    """A copy of the process environment with some variables set (for child processes)."""
-    env = dict(os.environ)
-    env.update({k: str(v) for k, v in values.items()})
-    return env
