@@ -16,7 +16,6 @@ Exit status 1 when the client falls below the target.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -28,33 +27,18 @@ import requests
 from scheduler_service.api.client import ApiClient
 from scheduler_service.api.operations import CAMPAIGNS
 from scheduler_service.config import load_settings
-from scheduler_service.embedded_redis import EmbeddedRedis, free_port
+from scheduler_service.embedded_redis import EmbeddedRedis
+
+import _reference  # noqa: E402  (bench/ is the script's own folder, first on sys.path)
 
 #: The client must keep this share of the bare rate.
 TARGET = 0.85
 
 
-def start_reference_api(workdir: Path, redis_url: str) -> tuple[subprocess.Popen, str]:
-    """A seeded reference API subprocess on a free port; returns it and its GraphQL URL."""
-    port = free_port()
-    env = {**os.environ, "SCHEDULER_ENV": "development", "REDIS_URL": redis_url,
-           "LOG_LEVEL": "WARNING", "DATA_DIR": str(workdir)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "scheduler_service", "reference-api", "--port", str(port),
-         "--db", str(workdir / "reference.sqlite3"), "--seed", "demo"],
-        env=env, stdin=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if requests.get(f"{base}/health", timeout=1).status_code == 200:
-                return proc, f"{base}/graphql"
-        except requests.ConnectionError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise SystemExit("the reference API did not start")
-        time.sleep(0.1)
+def start_reference_api(workdir: Path, redis_url: str):
+    """A reference API subprocess on a free port (seed demo); returns it and its GraphQL URL."""
+    return _reference.start_reference_api(
+        workdir, redis_url, seed="demo", env={"SCHEDULER_ENV": "development", "DATA_DIR": str(workdir)})
 
 
 def rate(call, seconds: float) -> tuple[int, float]:

@@ -43,9 +43,11 @@ sys.path.insert(0, str(ROOT))
 from scheduler_service.api.client import ApiClient  # noqa: E402
 from scheduler_service.config import load_settings  # noqa: E402
 from scheduler_service.dispatch import send_job  # noqa: E402
-from scheduler_service.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
+from scheduler_service.embedded_redis import EmbeddedRedis  # noqa: E402
 from scheduler_service.jobstore import parse_iso_ms  # noqa: E402
 from scheduler_service.services import build_services  # noqa: E402
+
+import _reference  # noqa: E402  (bench/ is the script's own folder, first on sys.path)
 
 #: End to end must keep this share of the plain loop's rate.
 TARGET = 0.8
@@ -113,35 +115,12 @@ class Api:
 
 
 def start_reference_api(workdir: Path, redis_url: str):
-    port = free_port()
-    env = {**os.environ, "SCHEDULER_ENV": "test", "REDIS_URL": redis_url, "LOG_LEVEL": "WARNING",
-           "REFERENCE_API_KEY": KEY}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "scheduler_service", "reference-api", "--port", str(port),
-         "--db", str(workdir / "reference.sqlite3"), "--seed", "none"],
-        env=env, stdin=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if requests.get(f"{base}/health", timeout=1).status_code == 200:
-                return proc, f"{base}/graphql"
-        except requests.ConnectionError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise SystemExit("the reference API did not start")
-        time.sleep(0.1)
+    """A reference API subprocess on a free port (seed none); returns it and its GraphQL URL."""
+    return _reference.start_reference_api(
+        workdir, redis_url, seed="none", env={"SCHEDULER_ENV": "test", "REFERENCE_API_KEY": KEY})
 
 
-def stop(proc, timeout=30):
-    if proc is not None and proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+stop = _reference.stop
 
 
 def plain_loop(settings, ids, threads) -> float:

@@ -2,7 +2,6 @@
 
 import random
 
-import pytest
 
 from scheduler_service.api.cache import TTLCache
 from scheduler_service.api.retry import RetryPolicy

@@ -1,6 +1,5 @@
 """The REST job API through the Flask app on a real Redis, with a real worker where jobs run."""
 
-import json
 import re
 import time
 
