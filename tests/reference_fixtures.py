@@ -120,18 +120,34 @@ class ReferenceApi:
             {"i": {"kingdomId": kingdom_id, "name": name or unique("settlement"), "level": level,
                    "variables": variables or {}}})["createSettlement"]
 
-    def make_settlements(self, kingdom_id, count: int, variables=None, batch: int = 200) -> list[str]:
-        """Create ``count`` settlements, ``batch`` aliased mutations per request; returns ids."""
+    def create_many(self, mutation: str, arguments: str, declarations: str, variables: dict,
+                    count: int, batch: int = 200) -> list[str]:
+        """Run ``mutation`` ``count`` times, ``batch`` aliases a request; returns the new ids.
+
+        ``arguments`` is the input object's text with ``{n}`` for a running number
+        (names), ``declarations`` the operation's variable declarations.
+        """
         ids = []
         for start in range(0, count, batch):
             n = min(batch, count - start)
-            fields = " ".join(
-                f'm{i}: createSettlement(input: {{kingdomId: $k, name: "s{start + i}", '
-                f"variables: $v}}) {{ id }}" for i in range(n))
-            data = self.data(f"mutation($k: ID!, $v: JSON) {{ {fields} }}",
-                             {"k": kingdom_id, "v": variables or {}})
+            fields = " ".join(f"m{i}: {mutation}(input: {{" + arguments.format(n=start + i) + "}) { id }"
+                              for i in range(n))
+            data = self.data(f"mutation({declarations}) {{ {fields} }}", variables)
             ids += [data[f"m{i}"]["id"] for i in range(n)]
         return ids
+
+    def make_settlements(self, kingdom_id, count: int, variables=None, batch: int = 200) -> list[str]:
+        """Create ``count`` settlements, ``batch`` aliased mutations per request; returns ids."""
+        return self.create_many("createSettlement", 'kingdomId: $k, name: "s{n}", variables: $v',
+                                "$k: ID!, $v: JSON", {"k": kingdom_id, "v": variables or {}},
+                                count, batch)
+
+    def make_events(self, campaign_id, count: int, scheduled_at, event_type="world",
+                    batch: int = 200) -> list[str]:
+        """Create ``count`` events at ``scheduled_at``, ``batch`` aliased mutations per request."""
+        return self.create_many(
+            "createEvent", f'campaignId: $c, name: "e{{n}}", eventType: "{event_type}", scheduledAt: $at',
+            "$c: ID!, $at: DateTime", {"c": campaign_id, "at": iso(scheduled_at)}, count, batch)
 
     def make_structure(self, settlement_id, type="temple", name=None, level=1, variables=None) -> dict:
         return self.data(

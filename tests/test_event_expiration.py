@@ -23,18 +23,8 @@ def settings(make_settings, reference_api):
                          API_RATE_LIMIT_PER_SECOND=0)
 
 
-def make_events(api, campaign_id, count, scheduled_at, batch=200) -> list[str]:
-    """Create ``count`` events at ``scheduled_at``, ``batch`` aliased mutations a request."""
-    ids = []
-    for start in range(0, count, batch):
-        n = min(batch, count - start)
-        fields = " ".join(
-            f'm{i}: createEvent(input: {{campaignId: $c, name: "e{start + i}", '
-            f'eventType: "world", scheduledAt: $at}}) {{ id }}' for i in range(n))
-        data = api.data(f"mutation($c: ID!, $at: DateTime) {{ {fields} }}",
-                        {"c": campaign_id, "at": iso(scheduled_at)})
-        ids += [data[f"m{i}"]["id"] for i in range(n)]
-    return ids
+def make_events(api, campaign_id, count, scheduled_at) -> list[str]:
+    return api.make_events(campaign_id, count, scheduled_at)
 
 
 def completed(api, event_id) -> bool:
