@@ -74,7 +74,19 @@ class Forbidden(UpstreamError):
 
 
 class Transient(UpstreamError):
-    """A timeout, connection error, HTTP 5xx or ``INTERNAL``: worth retrying later."""
+    """A timeout, connection error, HTTP 5xx or ``INTERNAL``: worth retrying later.
+
+    Attributes:
+        maybe_applied: False only when the request certainly never reached the API (the
+            connection could not be opened, or the API refused it before doing anything,
+            as with HTTP 429); True when it may have been carried out although no answer
+            came back (a read timeout, a reset, a 5xx). A mutation is never sent again
+            blindly after a failure that may have applied it.
+    """
+
+    def __init__(self, message, *, operation=None, code=None, maybe_applied=True):
+        super().__init__(message, operation=operation, code=code)
+        self.maybe_applied = maybe_applied
 
 
 class CircuitOpen(UpstreamError):

@@ -193,3 +193,38 @@ def test_worker_killed_mid_job_redelivers_and_the_effect_still_runs_once(
     assert done["result"] == {"outcome": "skipped", "reason": "already executed by this job",
                               "executionId": executions(api, effect["id"])[0]["id"]}
     assert len(executions(api, effect["id"])) == 1
+
+
+def test_effects_whose_answers_come_after_the_timeout_still_run_once(
+        make_settings, reference_api, redis_client):
+    import requests
+    from dramatiq import Worker
+
+    from scheduler_service.services import build_services
+
+    # Given an API that commits the next 5 executeEffect calls but answers only after the
+    # client's request timeout
+    services = build_services(make_settings(
+        API_URL=reference_api.url, API_SERVICE_ACCOUNT_TOKEN=reference_api.key,
+        API_RATE_LIMIT_PER_SECOND=0, API_REQUEST_TIMEOUT_MS=500))
+    effects = [settlement_with_effect(reference_api)[2] for _ in range(5)]
+    requests.post(f"{reference_api.base_url}/test-hooks/stall",
+                  json={"field": "executeEffect", "ms": 1500, "times": 5},
+                  headers={"x-api-key": reference_api.key}, timeout=5).raise_for_status()
+    worker = Worker(services.broker, worker_threads=5, worker_timeout=50)
+    worker.start()
+    try:
+        # When 5 DEFERRED_EFFECT jobs run
+        jobs = [send_job(services, "DEFERRED_EFFECT", "c1", {"effectId": e["id"]})[0]
+                for e in effects]
+        done = [wait_state(services, job["id"], "succeeded", timeout=30) for job in jobs]
+    finally:
+        worker.stop()
+        services.close()
+    # Then each effect was executed exactly once, by its job, on the first attempt
+    for job, finished, effect in zip(jobs, done, effects):
+        runs = executions(reference_api, effect["id"])
+        assert [r["context"]["schedulerJobId"] for r in runs] == [job["id"]]
+        assert finished["attempts"] == 1
+        assert finished["result"]["outcome"] == "executed"
+        assert finished["result"]["executionId"] == runs[0]["id"]

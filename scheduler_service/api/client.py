@@ -152,30 +152,49 @@ class ApiClient:
 
     # -- the call path ---------------------------------------------------------------------
 
-    def execute(self, prepared: ops.Prepared, variables: dict | None = None) -> Any:
+    def execute(self, prepared: ops.Prepared, variables: dict | None = None, *,
+                confirm: Callable[[], Any] | None = None,
+                resend_safe: bool | None = None) -> Any:
         """Send a prepared operation through breaker, retries and rate limit; return its result.
+
+        A query is simply sent again after a transient failure. A mutation is not, when the
+        failure may have applied it (a timeout or reset after the request went out, a 5xx):
+        the client waits the retry delay, then calls ``confirm()``, which reads the API and
+        returns the mutation's result when it did land (that becomes the call's result) or
+        None when it did not (then, and only then, the mutation is sent again). Without a
+        ``confirm`` such a failure is raised at once.
+
+        Args:
+            prepared: the operation.
+            variables: its variables.
+            confirm: how to find out whether a lost mutation was carried out.
+            resend_safe: overrides ``prepared.resend_safe`` (a dry run changes nothing).
 
         Raises:
             CircuitOpen: the breaker is open; no request was made.
-            Transient: still failing after the retries.
+            Transient: still failing after the retries, or a mutation that may have been
+                applied and has no ``confirm``.
             NotFound, Conflict, BadInput, Unauthenticated, Forbidden, UpstreamError: the API's
-                permanent answers, never retried.
+                permanent answers (or ``confirm``'s), never retried.
         """
         body = encode(prepared.text, variables, prepared.name)
+        safe = prepared.resend_safe if resend_safe is None else resend_safe
         try:
             if self.breaker is None:
-                data = self._attempts(prepared.name, body, self.retry.max_retries)
+                outcome = self._attempts(prepared.name, body, self.retry.max_retries, safe, confirm)
             else:
-                data = self.breaker.run(prepared.name, lambda trial: self._attempts(
-                    prepared.name, body, 0 if trial else self.retry.max_retries))
-            result = self._interpret(prepared, data)
+                outcome = self.breaker.run(prepared.name, lambda trial: self._attempts(
+                    prepared.name, body, 0 if trial else self.retry.max_retries, safe, confirm))
+            result = outcome.result if isinstance(outcome, _Confirmed) else \
+                self._interpret(prepared, outcome)
         except UpstreamError as e:
             self.stats.call(prepared.name, outcome_of(e))
             raise
         self.stats.call(prepared.name, "ok")
         return result
 
-    def _attempts(self, operation: str, body: bytes, retries: int) -> dict:
+    def _attempts(self, operation: str, body: bytes, retries: int, resend_safe: bool,
+                  confirm: Callable[[], Any] | None) -> "dict | _Confirmed":
         attempt = 0
         while True:
             if self.limiter is not None:
@@ -183,14 +202,22 @@ class ApiClient:
             try:
                 return self.transport.post(body, operation)
             except Transient as e:
-                if attempt >= retries or self._breaker_opened():
+                ambiguous = e.maybe_applied and not resend_safe
+                if attempt >= retries or self._breaker_opened() or (ambiguous and confirm is None):
                     raise
                 attempt += 1
                 delay = self.retry.delay(attempt)
                 self.stats.retry(operation)
-                logger.warning("API %s failed transiently (%s); retry %s of %s in %.2fs",
-                               operation, e, attempt, retries, delay)
+                logger.warning("API %s failed transiently (%s); %s %s of %s in %.2fs",
+                               operation, e, "check, then retry" if ambiguous else "retry",
+                               attempt, retries, delay)
                 self._sleep(delay)
+                if ambiguous:
+                    landed = confirm()
+                    if landed is not None:
+                        logger.info("API %s had been carried out although its answer was "
+                                    "lost; not sending it again", operation)
+                        return _Confirmed(landed)
 
     def _breaker_opened(self) -> bool:
         """Whether other calls opened the breaker meanwhile (then retrying is pointless)."""
@@ -323,7 +350,11 @@ class ApiClient:
             Conflict: it is already completed.
             NotFound: it does not exist.
         """
-        return self.execute(ops.EXPIRE_EVENT, {"eventId": event_id})
+        def confirm():
+            event = self.event(event_id)
+            return event if event is not None and event.is_completed else None
+
+        return self.execute(ops.EXPIRE_EVENT, {"eventId": event_id}, confirm=confirm)
 
     def execute_effect(self, effect_id: str, context: dict | None = None,
                        dry_run: bool = False) -> EffectExecutionResult:
@@ -331,12 +362,24 @@ class ApiClient:
 
         The scheduler passes ``{"schedulerJobId": job_id}`` and checks
         :meth:`~scheduler_service.api.models.Effect.execution_for_job` on a fresh
-        :meth:`get_effect` first, so a redelivered job does not run an effect twice.
+        :meth:`get_effect` first, so a redelivered job does not run an effect twice. The
+        same check decides what to do when the answer to this call is lost: an execution
+        carrying that id means the effect ran (its result is returned); none means it is
+        sent again. Without a ``schedulerJobId`` a lost answer is raised, never re-sent.
         """
-        result = self.execute(ops.EXECUTE_EFFECT, {"input": {
-            "effectId": effect_id, "context": context, "dryRun": dry_run}})
-        self.cache.invalidate(("effect", effect_id))
-        return result
+        job_id = context.get("schedulerJobId") if isinstance(context, dict) else None
+
+        def confirm():
+            effect = self.get_effect(effect_id, use_cache=False)
+            done = effect.execution_for_job(job_id) if effect is not None else None
+            return None if done is None else EffectExecutionResult.of_execution(done)
+
+        try:
+            return self.execute(ops.EXECUTE_EFFECT, {"input": {
+                "effectId": effect_id, "context": context, "dryRun": dry_run}},
+                confirm=confirm if job_id else None, resend_safe=True if dry_run else None)
+        finally:
+            self.cache.invalidate(("effect", effect_id))
 
     def update_settlement(self, settlement_id: str, *, expected_version: int,
                           level: int | None = None, variables: dict | None = None,
@@ -350,7 +393,9 @@ class ApiClient:
         """
         return self.execute(ops.UPDATE_SETTLEMENT, {
             "id": settlement_id,
-            "input": _update_input(expected_version, level, variables, branch_id, world_time)})
+            "input": _update_input(expected_version, level, variables, branch_id, world_time)},
+            confirm=lambda: _confirm_update(self.settlement(settlement_id), expected_version,
+                                            level, variables))
 
     def update_structure(self, structure_id: str, *, expected_version: int,
                          level: int | None = None, variables: dict | None = None,
@@ -364,10 +409,40 @@ class ApiClient:
         """
         return self.execute(ops.UPDATE_STRUCTURE, {
             "id": structure_id,
-            "input": _update_input(expected_version, level, variables, branch_id, world_time)})
+            "input": _update_input(expected_version, level, variables, branch_id, world_time)},
+            confirm=lambda: _confirm_update(self.structure(structure_id), expected_version,
+                                            level, variables))
 
 
 def _update_input(expected_version, level, variables, branch_id, world_time) -> dict:
     values = {"expectedVersion": expected_version, "level": level, "variables": variables,
               "branchId": branch_id, "worldTime": world_time}
     return {k: v for k, v in values.items() if v is not None}
+
+
+class _Confirmed:
+    """A mutation's result found by ``confirm`` after its own answer was lost."""
+
+    __slots__ = ("result",)
+
+    def __init__(self, result):
+        self.result = result
+
+
+def _confirm_update(entity, expected_version: int, level, variables):
+    """Whether a versioned update whose answer was lost was stored: the entity, or None.
+
+    The stored version tells: still ``expected_version`` means it was not stored (send it
+    again); one more, with our level and variables in place, means it was; anything else
+    means another writer got there, which is the :class:`Conflict` the caller handles anyway.
+    """
+    if entity is None or entity.version == expected_version:
+        return None
+    ours = (entity.version == expected_version + 1
+            and (level is None or entity.level == level)
+            and all(entity.variables.get(k) == v for k, v in (variables or {}).items()))
+    if ours:
+        return entity
+    raise Conflict(f"version {entity.version} is stored, not {expected_version}: another "
+                   "writer changed it while the answer to our update was lost",
+                   code="CONFLICT")

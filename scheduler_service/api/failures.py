@@ -32,6 +32,8 @@ CODE_ERRORS: dict[str, type[UpstreamError]] = {
 
 #: HTTP statuses that are worth another try whatever the body says.
 TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+#: Transient statuses that say the request was refused before anything was done.
+REFUSED_STATUSES = frozenset({425, 429})
 
 
 def error_from_graphql(errors: list, operation: str | None) -> UpstreamError:
@@ -77,7 +79,7 @@ def error_from_http(status: int, body, operation: str | None) -> UpstreamError:
             return mapped
     if status in TRANSIENT_STATUSES or status >= 500:
         return Transient(_body_message(body, f"HTTP {status}"), operation=operation,
-                         code=f"HTTP_{status}")
+                         code=f"HTTP_{status}", maybe_applied=status not in REFUSED_STATUSES)
     if status == 400:
         return BadInput(_body_message(body, "HTTP 400 Bad Request"), operation=operation,
                         code="HTTP_400")

@@ -127,6 +127,15 @@ class EffectExecutionResult:
     execution_id: str | None
     affected_fields: tuple[str, ...] | None
 
+    @classmethod
+    def of_execution(cls, execution: "EffectExecution") -> "EffectExecutionResult":
+        """The result an executeEffect call gave, rebuilt from the execution it recorded."""
+        result = execution.result if isinstance(execution.result, dict) else {}
+        fields = result.get("affectedFields")
+        return cls(success=execution.error is None, patch_applied=result.get("patchApplied"),
+                   error=execution.error, execution_id=execution.id,
+                   affected_fields=tuple(fields) if isinstance(fields, list) else None)
+
 
 @dataclass(frozen=True)
 class Page(Generic[T]):

@@ -32,7 +32,12 @@ from .models import (
 
 @dataclass(frozen=True)
 class Prepared:
-    """An operation ready to send: its name, GraphQL text and result converter."""
+    """An operation ready to send: its name, GraphQL text and result converter.
+
+    ``resend_safe`` is True for queries: sending one again changes nothing. Mutations are
+    False: after a failure that may have applied one, the client checks what happened
+    before it sends it again (see :meth:`scheduler_service.api.client.ApiClient.execute`).
+    """
 
     name: str
     text: str
@@ -40,6 +45,7 @@ class Prepared:
     root: str
     graphql_root: str
     convert: Callable[[Any], Any]
+    resend_safe: bool = True
 
     def interpret(self, data: dict) -> Any:
         """The typed result of the ``data`` member of a successful answer (None for null)."""
@@ -90,7 +96,8 @@ def _prepare(kind, name: str, root: str, variables: dict, args: dict, model=None
     else:
         convert = _same
     return Prepared(name=name, text=op.__to_graphql__(auto_select_depth=1), operation=op,
-                    root=root, graphql_root=getattr(kind, root).graphql_name, convert=convert)
+                    root=root, graphql_root=getattr(kind, root).graphql_name, convert=convert,
+                    resend_safe=kind is not gql.Mutation)
 
 
 _PAGED = {"campaignId": non_null(ID), "first": Int, "after": String}

@@ -51,6 +51,21 @@ def encode(query: str, variables: dict | None, operation: str | None) -> bytes:
     return json.dumps(body, default=_json_default, separators=(",", ":")).encode()
 
 
+def _never_connected(error: BaseException) -> bool:
+    """Whether a connection error happened before a connection existed (nothing was sent).
+
+    ``requests`` wraps urllib3's ``MaxRetryError`` whose ``reason`` is a
+    ``NewConnectionError`` (refused, unreachable, unknown host) when the socket never
+    connected; a reset or an abort on an open connection may come after the request went out.
+    """
+    from urllib3.exceptions import MaxRetryError, NewConnectionError
+
+    cause = error.args[0] if error.args else None
+    if isinstance(cause, MaxRetryError):
+        cause = cause.reason
+    return isinstance(cause, NewConnectionError)
+
+
 class Transport:
     """POSTs GraphQL documents to one endpoint.
 
@@ -91,13 +106,17 @@ class Transport:
         """
         try:
             response = self.session.post(self.url, data=body, timeout=self.timeout_s)
+        except requests.exceptions.ConnectTimeout as e:
+            raise Transient(f"cannot connect to the API within {self.timeout_s * 1000:.0f} ms: "
+                            f"{e}", operation=operation, code="CONNECT_TIMEOUT",
+                            maybe_applied=False) from e
         except requests.Timeout as e:
             raise Transient(f"no answer within {self.timeout_s * 1000:.0f} ms: {e}",
                             operation=operation, code="TIMEOUT") from e
         except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError,
                 requests.exceptions.ContentDecodingError) as e:
             raise Transient(f"cannot reach the API: {e}", operation=operation,
-                            code="CONNECTION") from e
+                            code="CONNECTION", maybe_applied=not _never_connected(e)) from e
         except requests.RequestException as e:
             raise UpstreamError(f"request failed: {e}", operation=operation) from e
         try:
