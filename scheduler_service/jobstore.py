@@ -26,7 +26,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from dramatiq import Message
 
@@ -40,15 +40,34 @@ _RECORD_FIELDS = ("id", "type", "campaignId", "payload", "priority", "state", "r
                   "runAtWorldTime", "attempts", "lastError", "result", "createdAt",
                   "updatedAt", "idempotencyKey", "deadLetter")
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+#: The earliest instant a due time may have: 0001-01-01T00:00:00.000Z, in epoch ms.
+MIN_TIME_MS = (datetime(1, 1, 1, tzinfo=timezone.utc) - _EPOCH) // timedelta(milliseconds=1)
+#: The latest: 9999-12-31T23:59:59.999Z (what ISO-8601 UTC with four-digit years can show).
+MAX_TIME_MS = (datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=timezone.utc) - _EPOCH) \
+    // timedelta(milliseconds=1)
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
 
 def iso_ms(ms) -> str | None:
-    """Epoch milliseconds as ISO-8601 UTC with milliseconds (``2026-03-01T12:00:00.000Z``)."""
+    """Epoch milliseconds as ISO-8601 UTC with milliseconds (``2026-03-01T12:00:00.000Z``).
+
+    Total: a stored value that is not a representable time (written by an older version,
+    or by hand) comes back as ``"invalid time: <value>"`` instead of failing the caller.
+    """
     if ms in (None, ""):
         return None
-    dt = datetime.fromtimestamp(int(ms) / 1000, tz=timezone.utc)
+    try:
+        value = int(ms)
+        if not MIN_TIME_MS <= value <= MAX_TIME_MS:
+            raise ValueError
+    except (TypeError, ValueError):
+        shown = ms.decode(errors="replace") if isinstance(ms, bytes) else ms
+        return f"invalid time: {shown}"
+    dt = _EPOCH + timedelta(milliseconds=value)
     return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -56,14 +75,19 @@ def parse_iso_ms(text: str) -> int:
     """ISO-8601 with an offset (or ``Z``) as epoch milliseconds.
 
     Raises:
-        ValueError: when the text is not such a timestamp.
+        ValueError: when the text is not such a timestamp, or its instant in UTC falls
+            outside 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999Z (which could be
+            stored but never shown again).
     """
     if not isinstance(text, str):
         raise ValueError("must be an ISO-8601 string")
     dt = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     if dt.tzinfo is None:
         raise ValueError("must include a UTC offset (for example 2026-03-01T12:00:00Z)")
-    return int(round(dt.timestamp() * 1000))
+    ms = (dt - _EPOCH) // timedelta(milliseconds=1)
+    if not MIN_TIME_MS <= ms <= MAX_TIME_MS:
+        raise ValueError("is outside 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999Z in UTC")
+    return ms
 
 
 def encode_message(job: dict, attempt_options: dict | None = None) -> tuple[str, str, str]:
@@ -358,24 +382,41 @@ class JobStore:
 
 
 def _record(raw: dict) -> dict:
-    r = {k.decode(): v.decode() for k, v in raw.items()}
+    """The public record of a stored hash; total, so that one bad record never breaks a list.
+
+    A field that does not parse shows as such (``"invalid time: ..."``, ``{"invalid": ...}``)
+    rather than raising.
+    """
+    r = {k.decode(errors="replace"): v.decode(errors="replace") for k, v in raw.items()}
 
     def as_json(text):
-        return json.loads(text) if text else None
+        if not text:
+            return None
+        try:
+            return json.loads(text)
+        except ValueError:
+            return {"invalid": text}
 
+    def as_int(text):
+        try:
+            return int(text or 0)
+        except ValueError:
+            return -1
+
+    payload = as_json(r.get("payload"))
     return {
-        "id": r["id"],
-        "type": r["type"],
-        "campaignId": r["campaignId"],
-        "payload": as_json(r.get("payload")) or {},
-        "priority": int(r["priority"]),
-        "state": r["state"],
+        "id": r.get("id", ""),
+        "type": r.get("type", ""),
+        "campaignId": r.get("campaignId", ""),
+        "payload": payload if isinstance(payload, dict) else ({} if payload is None else {"invalid": payload}),
+        "priority": as_int(r.get("priority")),
+        "state": r.get("state", ""),
         "runAt": iso_ms(r.get("runAt")),
         "runAtWorldTime": iso_ms(r.get("runAtWorldTime")),
-        "attempts": int(r.get("attempts") or 0),
+        "attempts": as_int(r.get("attempts")),
         "lastError": r.get("lastError") or None,
         "result": as_json(r.get("result")),
-        "createdAt": iso_ms(r["createdAt"]),
-        "updatedAt": iso_ms(r["updatedAt"]),
+        "createdAt": iso_ms(r.get("createdAt")) or "",
+        "updatedAt": iso_ms(r.get("updatedAt")) or "",
         "idempotencyKey": r.get("idempotencyKey") or None,
     }

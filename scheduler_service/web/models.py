@@ -22,7 +22,9 @@ def _check_timestamp(value):
     try:
         parse_iso_ms(value)
     except (ValueError, TypeError) as e:
-        raise ValueError(f"must be an ISO-8601 timestamp with an offset, e.g. 2026-03-01T12:00:00Z ({e})") from None
+        raise ValueError("must be an ISO-8601 timestamp with an offset, e.g. 2026-03-01T12:00:00Z, "
+                         "between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z in UTC "
+                         f"({e})") from None
     return value
 
 
