@@ -154,6 +154,9 @@ FIELDS: tuple[Field, ...] = (
           "Client-side limit of API calls per second per process; 0 turns it off."),
     Field("API_CACHE_TTL_S", "api_cache_ttl_s", _int(0), 300,
           "Lifetime of cached campaigns and effect definitions; 0 turns caching off."),
+    Field("CAMPAIGN_CACHE_MS", "campaign_cache_ms", _int(0, 600_000), 2000,
+          "How long an answer of the main API about a campaign (does it exist, its world time) "
+          "is reused when checking pub/sub messages and new jobs; 0 asks every time."),
     Field("QUEUE_MAX_RETRIES", "queue_max_retries", _int(0, 100), 3,
           "Retries of a failing job before it is dead-lettered (job types may override)."),
     Field("QUEUE_RETRY_BACKOFF_MS", "queue_retry_backoff_ms", _int(1), 5000,
@@ -245,6 +248,7 @@ class Settings:
     api_breaker_duration_ms: int = 30000
     api_rate_limit_per_second: int = 50
     api_cache_ttl_s: int = 300
+    campaign_cache_ms: int = 2000
     queue_max_retries: int = 3
     queue_retry_backoff_ms: int = 5000
     queue_max_backoff_ms: int = 3600000

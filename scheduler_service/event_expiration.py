@@ -126,9 +126,25 @@ def expire_overdue_events(api, campaign_id: str, grace_period_ms: int, concurren
 
 
 def run_event_expiration(ctx) -> dict:
-    """The handler: expire one campaign's overdue events, or fan out for ``SYSTEM``."""
+    """The handler: expire one campaign's overdue events, or fan out for ``SYSTEM``.
+
+    It first reads the campaign's world time from the API and pumps its world timers to
+    it: this is the slow path that releases world-clock jobs whose ``worldTimeAdvanced``
+    message was lost or could not be checked. A campaign the API no longer knows is
+    skipped (nothing can be overdue there), not failed.
+    """
     if ctx.campaign_id == SYSTEM:
         return fan_out(ctx)
+    from .campaigns import get_campaign_directory
+    from .timers import pump_world
+
+    clock = get_campaign_directory(ctx.services).lookup(ctx.campaign_id, use_cache=False)
+    if not clock.exists:
+        logger.info("campaign %s does not exist in the API; nothing to expire", ctx.campaign_id)
+        return {"outcome": "skipped", "reason": f"campaign {ctx.campaign_id} does not exist"}
+    if clock.world_time_ms is None:
+        return {"outcome": "skipped", "reason": f"campaign {ctx.campaign_id} has no world clock"}
+    released = pump_world(ctx.services.jobs, ctx.campaign_id, clock.world_time_ms)
     settings = ctx.services.settings
     tally = expire_overdue_events(
         get_api_client(ctx.services), ctx.campaign_id,
@@ -137,7 +153,7 @@ def run_event_expiration(ctx) -> dict:
     logger.info("expired %s overdue event(s), skipped %s, failed %s",
                 tally.expired, tally.skipped, tally.failed,
                 extra={"expired": tally.expired, "skipped": tally.skipped, "failed": tally.failed})
-    return tally.as_result()
+    return {**tally.as_result(), "timersReleased": released}
 
 
 def fan_out(ctx) -> dict:

@@ -380,6 +380,46 @@ class JobStore:
         if current is None or int(current) < world_ms:
             self.redis.hset(key, campaign_id, world_ms)
 
+    def remembered_world_time(self, campaign_id: str) -> int | None:
+        """The world time the pumps last reached for a campaign (epoch ms), or None."""
+        value = self.redis.hget(self.key("worldtime"), campaign_id)
+        return None if value is None else int(value)
+
+    def reset_world_time(self, campaign_id: str, world_ms: int | None) -> int | None:
+        """Set a campaign's remembered world time, backwards too (None forgets it).
+
+        For an operator repairing a clock that went wrong; returns the previous value.
+        Timers already promoted stay promoted; those still waiting keep waiting for it.
+        """
+        key = self.key("worldtime")
+        pipe = self.redis.pipeline()
+        pipe.hget(key, campaign_id)
+        if world_ms is None:
+            pipe.hdel(key, campaign_id)
+        else:
+            pipe.hset(key, campaign_id, world_ms)
+        previous = pipe.execute()[0]
+        return None if previous is None else int(previous)
+
+    def world_clock(self, campaign_id: str) -> dict:
+        """``{"campaignId", "rememberedMs", "pending", "nextDueMs"}`` of one campaign."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hget(self.key("worldtime"), campaign_id)
+        pipe.zcard(self.world_timers(campaign_id))
+        pipe.zrange(self.world_timers(campaign_id), 0, 0, withscores=True)
+        remembered, pending, first = pipe.execute()
+        return {"campaignId": campaign_id,
+                "rememberedMs": None if remembered is None else int(remembered),
+                "pending": int(pending), "nextDueMs": int(first[0][1]) if first else None}
+
+    def world_clock_campaigns(self) -> list[str]:
+        """Every campaign with a remembered world time or waiting world timers, sorted."""
+        names = {c.decode() for c in self.redis.hkeys(self.key("worldtime"))}
+        prefix = self.world_timers("")
+        for key in self.redis.scan_iter(match=prefix + "*", count=1000):
+            names.add(key.decode()[len(prefix):])
+        return sorted(names)
+
 
 def _record(raw: dict) -> dict:
     """The public record of a stored hash; total, so that one bad record never breaks a list.

@@ -51,6 +51,30 @@ def wait_state(services, job_id, state, timeout=30):
                     timeout=timeout, message=f"job {job_id} to be {state}")
 
 
+def test_the_sweep_releases_world_timers_whose_message_was_lost(services, worker, reference_api):
+    # Given a world-clock job due at NOW + 1 day, and an advance whose message nobody heard
+    camp = reference_api.make_campaign(world_time=NOW)["id"]
+    timer, _ = send_job(services, "PING", camp,
+                        run_at_world_ms=int((NOW + timedelta(days=1)).timestamp() * 1000))
+    reference_api.advance(camp, NOW + timedelta(days=2))
+    assert services.jobs.get(timer["id"])["state"] == "scheduled"
+    # When the campaign's expiration job runs (the periodic sweep fans out to it)
+    job, _ = send_job(services, "EVENT_EXPIRATION", camp, {})
+    done = wait_state(services, job["id"], "succeeded")
+    # Then it read the API's clock and released the timer
+    assert done["result"]["timersReleased"] == 1
+    wait_state(services, timer["id"], "succeeded")
+    assert services.jobs.remembered_world_time(camp) == int((NOW + timedelta(days=2)).timestamp() * 1000)
+
+
+def test_a_campaign_the_api_does_not_know_is_skipped_not_dead_lettered(services, worker):
+    job, _ = send_job(services, "EVENT_EXPIRATION", "no-such-campaign", {})
+    done = wait_state(services, job["id"], "succeeded")
+    assert done["result"] == {"outcome": "skipped",
+                              "reason": "campaign no-such-campaign does not exist"}
+    assert done["attempts"] == 1
+
+
 def test_expires_the_overdue_events_of_its_campaign_and_nothing_else(services, worker,
                                                                     reference_api):
     # Given a campaign whose clock has passed some of its events, and another campaign
@@ -66,7 +90,8 @@ def test_expires_the_overdue_events_of_its_campaign_and_nothing_else(services, w
     job, _ = send_job(services, "EVENT_EXPIRATION", camp, {})
     done = wait_state(services, job["id"], "succeeded")
     # Then exactly its events past the grace period are completed
-    assert done["result"] == {"expired": 3, "skipped": 0, "failed": 0, "failedIds": []}
+    assert done["result"] == {"expired": 3, "skipped": 0, "failed": 0, "failedIds": [],
+                              "timersReleased": 0}
     assert all(completed(reference_api, e) for e in overdue)
     assert not any(completed(reference_api, e) for e in (within_grace, future, unscheduled))
     assert not completed(reference_api, others[0])

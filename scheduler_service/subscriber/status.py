@@ -202,6 +202,14 @@ class SubscriberCollector:
         invalid = CounterMetricFamily("scheduler_subscriber_messages_invalid",
                                       "Campaign messages dropped as invalid.",
                                       labels=["event", "reason"])
+        dropped = CounterMetricFamily(
+            "scheduler_subscriber_messages_dropped",
+            "Valid messages dropped after asking the API: unknown_campaign, no_world_clock, "
+            "or unverified (the API could not be asked).", labels=["event", "reason"])
+        clamped = CounterMetricFamily(
+            "scheduler_subscriber_world_time_clamped",
+            "worldTimeAdvanced messages claiming a time ahead of the API's clock (timers were "
+            "pumped only to the API's time).")
         reconnects = CounterMetricFamily("scheduler_subscriber_reconnects",
                                          "Times a subscriber reconnected to Redis after losing it.")
         deduplicated = CounterMetricFamily(
@@ -227,11 +235,16 @@ class SubscriberCollector:
             elif kind == "invalid":
                 event, _, reason = rest.partition(":")
                 invalid.add_metric([event, reason], value)
+            elif kind == "dropped":
+                event, _, reason = rest.partition(":")
+                dropped.add_metric([event, reason], value)
             elif kind == "reaction_errors":
                 errors.add_metric([rest], value)
         reconnects.add_metric([], stats.get("reconnects", 0))
         deduplicated.add_metric([], stats.get("deduplicated", 0))
+        clamped.add_metric([], stats.get("clamped", 0))
         connected.add_metric([], health.details.get("connected", 0))
         if stats.get("lastMessageAt"):
             last.add_metric([], stats["lastMessageAt"] / 1000)
-        yield from (received, invalid, reconnects, deduplicated, errors, connected, last)
+        yield from (received, invalid, dropped, clamped, reconnects, deduplicated, errors,
+                    connected, last)

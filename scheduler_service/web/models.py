@@ -273,3 +273,34 @@ class ScheduleRun(BaseModel):
 
     schedule: str
     job: Job
+
+
+# -- world clocks ---------------------------------------------------------------------
+
+class WorldClock(BaseModel):
+    """A campaign's world clock as the scheduler remembers it, beside the API's."""
+
+    campaignId: str
+    rememberedWorldTime: Optional[str] = Field(
+        description="The world time the timer pumps last reached; a job created for an earlier "
+                    "world time is due at once.")
+    pendingTimers: int = Field(description="Jobs waiting on this campaign's world clock.")
+    nextDue: Optional[str] = Field(description="World time of the earliest waiting job.")
+    apiWorldTime: Optional[str] = Field(
+        default=None, description="The API's getCurrentWorldTime (one campaign only; null "
+                                  "without a world clock).")
+    apiStatus: Optional[Literal["ok", "unknown_campaign", "unreachable"]] = Field(
+        default=None, description="Whether the API could be asked (one campaign only).")
+
+
+class WorldClockList(BaseModel):
+    """Every campaign with a remembered world time or waiting world timers."""
+
+    items: list[WorldClock]
+
+
+class WorldClockReset(BaseModel):
+    """The clock after a reset, and what it was before."""
+
+    previousWorldTime: Optional[str]
+    clock: WorldClock

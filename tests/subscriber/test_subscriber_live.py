@@ -143,29 +143,30 @@ def metric_samples(text):
 
 
 def test_malformed_messages_are_counted_and_the_subscriber_carries_on(
-        services, subscribers, redis_client):
+        services, subscribers, redis_client, reference_api):
     subscribers.start(services)
+    c1 = reference_api.make_campaign(world_time=datetime(2026, 3, 1, 12, tzinfo=timezone.utc))["id"]
     bad = [
-        ("campaign.c1.worldTimeAdvanced", "{not json"),
-        ("campaign.c1.worldTimeAdvanced", json.dumps({"campaignId": "c1"})),
-        ("campaign.c1.worldTimeAdvanced", json.dumps({"campaignId": "c1", "newTime": "noon"})),
-        ("campaign.c1.worldTimeAdvanced", json.dumps({"campaignId": "c1", "newTime": "noon"})),
-        ("campaign.c1.entityModified", json.dumps({"campaignId": "c2", "entityType": "Event",
-                                                   "entityId": "e", "operation": "CREATE"})),
-        ("campaign.c1.entityModified", json.dumps(["not", "an", "object"])),
+        (f"campaign.{c1}.worldTimeAdvanced", "{not json"),
+        (f"campaign.{c1}.worldTimeAdvanced", json.dumps({"campaignId": c1})),
+        (f"campaign.{c1}.worldTimeAdvanced", json.dumps({"campaignId": c1, "newTime": "noon"})),
+        (f"campaign.{c1}.worldTimeAdvanced", json.dumps({"campaignId": c1, "newTime": "noon"})),
+        (f"campaign.{c1}.entityModified", json.dumps({"campaignId": "c2", "entityType": "Event",
+                                                      "entityId": "e", "operation": "CREATE"})),
+        (f"campaign.{c1}.entityModified", json.dumps(["not", "an", "object"])),
     ]
     for channel, data in bad:
         assert redis_client.publish(channel, data) >= 1
     # and then a good one
-    redis_client.publish("campaign.c1.worldTimeAdvanced",
-                         json.dumps({"campaignId": "c1", "previousTime": None,
+    redis_client.publish(f"campaign.{c1}.worldTimeAdvanced",
+                         json.dumps({"campaignId": c1, "previousTime": None,
                                      "newTime": "2026-03-01T12:00:00Z"}))
     # The good message, sent last, is acted on: the subscriber survived the bad ones
-    wait_for(lambda: expiration_jobs(services, "c1"), timeout=15,
+    wait_for(lambda: expiration_jobs(services, c1), timeout=15,
              message="the valid message's expiration job")
-    world = services.redis.hget(f"{services.settings.redis_namespace}:worldtime", "c1")
+    world = services.redis.hget(f"{services.settings.redis_namespace}:worldtime", c1)
     assert int(world) == parse_iso_ms("2026-03-01T12:00:00Z")
-    assert len(expiration_jobs(services, "c1")) == 1
+    assert len(expiration_jobs(services, c1)) == 1
     assert stats(services)["received:worldTimeAdvanced"] == 5
     assert stats(services)["received:entityModified"] == 2
     # /metrics counts the invalid ones by event and reason
@@ -189,6 +190,57 @@ def test_malformed_messages_are_counted_and_the_subscriber_carries_on(
     component = web.get("/health").get_json()["components"]["subscriber"]
     assert component["status"] == "up" and "last message" in component["message"]
     assert component["details"]["connected"] == 1 and component["details"]["lastMessageAt"]
+
+
+def test_a_forged_world_time_cannot_release_timers_early_or_poison_the_clock(
+        services, subscribers, redis_client, reference_api):
+    # Given a campaign at 1650-03-01 12:00 in the API, with timers due soon and far ahead
+    subscribers.start(services)
+    camp = reference_api.make_campaign(world_time=NOW)["id"]
+    soon, _ = send_job(services, "PING", camp, run_at_world_ms=ms(NOW + timedelta(days=1)))
+    far, _ = send_job(services, "PING", camp, run_at_world_ms=ms(NOW + timedelta(days=300)))
+    # When someone publishes that its clock jumped to the year 2999
+    redis_client.publish(f"campaign.{camp}.worldTimeAdvanced", json.dumps(
+        {"campaignId": camp, "previousTime": None, "newTime": "2999-01-01T00:00:00Z"}))
+    wait_for(lambda: stats(services).get("clamped") == 1, timeout=15, message="the clamp")
+    # Then no timer was released and the remembered clock is the API's, not the message's
+    assert services.jobs.get(soon["id"])["state"] == "scheduled"
+    assert services.jobs.get(far["id"])["state"] == "scheduled"
+    assert services.jobs.remembered_world_time(camp) == ms(NOW)
+    # and a job created afterwards for the year 2500 waits for its time
+    later, _ = send_job(services, "PING", camp, run_at_world_ms=ms(datetime(2500, 1, 1, tzinfo=timezone.utc)))
+    assert later["state"] == "scheduled"
+    # while a real advance still releases what falls due
+    reference_api.advance(camp, NOW + timedelta(days=2))
+    wait_for(lambda: services.jobs.get(soon["id"])["state"] != "scheduled", timeout=15,
+             message="the real advance to release the first timer")
+    assert services.jobs.get(far["id"])["state"] == "scheduled"
+    assert services.jobs.remembered_world_time(camp) == ms(NOW + timedelta(days=2))
+
+
+def test_messages_about_unknown_campaigns_are_counted_and_leave_nothing_behind(
+        services, subscribers, redis_client):
+    subscribers.start(services)
+    prefix = services.settings.redis_namespace
+    before = set(redis_client.scan_iter(f"{prefix}:*"))
+    for i in range(30):
+        redis_client.publish(f"campaign.ghost-{i}.worldTimeAdvanced", json.dumps(
+            {"campaignId": f"ghost-{i}", "previousTime": None, "newTime": "2026-03-01T12:00:00Z"}))
+        redis_client.publish(f"campaign.ghost-{i}.entityModified", json.dumps(
+            {"campaignId": f"ghost-{i}", "entityType": "Event", "entityId": "e",
+             "operation": "CREATE"}))
+    wait_for(lambda: stats(services).get("dropped:entityModified:unknown_campaign") == 30,
+             timeout=20, message="60 dropped messages")
+    assert stats(services)["dropped:worldTimeAdvanced:unknown_campaign"] == 30
+    # Nothing was enqueued or remembered for them
+    assert services.jobs.list(limit=100)[0] == []
+    assert not services.redis.hgetall(f"{prefix}:worldtime")
+    after = {k for k in redis_client.scan_iter(f"{prefix}:*")} - before
+    assert {k.decode().split(":", 1)[1] for k in after} <= {"subscriber:stats", "subscriber:instances"}
+    web = create_app(services=services).test_client()
+    samples = metric_samples(web.get("/metrics").get_data(as_text=True))
+    assert samples[("scheduler_subscriber_messages_dropped_total",
+                    (("event", "worldTimeAdvanced"), ("reason", "unknown_campaign")))] == 30
 
 
 class EntityPlugin:
