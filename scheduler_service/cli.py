@@ -136,12 +136,14 @@ def pump():
     settings = _settings()
     registry = _registry()
     from .services import build_services
+    from .repair import job_repair
     from .timers import WallTimerPump
 
     services = build_services(settings, registry)
     stop = _stop_event()
     timer_pump = WallTimerPump(services.jobs, settings.timer_pump_interval_ms,
-                               settings.timer_pump_batch).start()
+                               settings.timer_pump_batch,
+                               repair=job_repair(services)).start()
     logger.info("wall-timer pump running every %s ms at most", settings.timer_pump_interval_ms)
     stop.wait()
     timer_pump.stop()

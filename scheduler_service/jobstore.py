@@ -295,6 +295,25 @@ class JobStore:
             return TransitionResult(False, None)
         return self.transition(job_id, from_states, "queued", detail, **fresh, **fields)
 
+    def running_records(self, limit: int) -> list[tuple[str, str, int, str, str]]:
+        """``(id, type, running since ms, queue, redis message id)`` of up to ``limit``
+        ``running`` jobs, oldest created first."""
+        ids = self.redis.zrange(self.key("jobs", "state", "running"), 0, limit - 1)
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.hmget(self.key("job", job_id.decode()), "state", "type", "updatedAt", "queue", "rid")
+        out = []
+        for job_id, (state, type_, since, queue, rid) in zip(ids, pipe.execute()):
+            if state != b"running":
+                continue
+            out.append((job_id.decode(), (type_ or b"").decode(), int(since or 0),
+                        (queue or b"").decode(), (rid or b"").decode()))
+        return out
+
+    def message_pending(self, queue: str, rid: str) -> bool:
+        """Whether Dramatiq still holds the message ``rid`` of ``queue`` (queued or unacked)."""
+        return bool(self.redis.hexists(f"{self.prefix}{queue}.msgs", rid))
+
     def is_dead_letter(self, job_id) -> bool:
         return self.redis.hget(self.key("job", job_id), "deadLetter") == b"1"
 

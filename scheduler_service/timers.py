@@ -55,11 +55,20 @@ class WallTimerPump:
     polling Redis hard.
     """
 
-    #: Seconds between sweeps of expired ids out of the listing indexes.
+    #: Seconds between sweeps of expired ids out of the listing indexes (and the repair).
     PRUNE_EVERY_S = 60.0
 
-    def __init__(self, store, interval_ms: int = 250, batch: int = 1000):
+    def __init__(self, store, interval_ms: int = 250, batch: int = 1000, repair=None):
+        """
+        Args:
+            store: the job store.
+            interval_ms: longest sleep between checks.
+            batch: timers promoted per Lua call.
+            repair: ``repair(now_ms)`` run with the index pruning, every
+                :attr:`PRUNE_EVERY_S` (see :func:`scheduler_service.repair.repair_stuck_running`).
+        """
         self.store = store
+        self.repair = repair
         self.interval_s = interval_ms / 1000
         self.batch = batch
         self._stop = threading.Event()
@@ -88,6 +97,8 @@ class WallTimerPump:
                     pruned = self.store.prune_indexes()
                     if pruned:
                         logger.info("dropped %s expired job ids from the indexes", pruned)
+                    if self.repair is not None:
+                        self.repair(now_ms())
                 self.last_run_ms = now_ms()
                 next_due = self.store.next_wall_due()
                 wait = self.interval_s

@@ -34,6 +34,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from ..dispatch import send_job
 from ..errors import SchedulerServiceError
 from ..jobstore import TERMINAL, now_ms
+from ..repair import job_repair
 from ..timers import WallTimerPump
 from .expr import (
     UTC, fire_times_between, from_ms, iso_seconds, latest_fire_time, parse_cron, to_ms,
@@ -79,7 +80,8 @@ class CronProcess:
         )
         self.scheduler.add_listener(self._on_missed, EVENT_JOB_MISSED)
         self.pump = (WallTimerPump(services.jobs, settings.timer_pump_interval_ms,
-                                   settings.timer_pump_batch) if run_pump else None)
+                                   settings.timer_pump_batch,
+                                   repair=job_repair(services)) if run_pump else None)
         self._applied = {}
         self._applied_version: int | None = None
         self._fired: dict[str, int] = {}
