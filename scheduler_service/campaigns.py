@@ -94,6 +94,24 @@ class CampaignDirectory:
         self.cache.invalidate(campaign_id)
 
 
+def campaign_problem(clock: CampaignClock, *, scoped: bool,
+                     world_time: bool) -> tuple[str, str] | None:
+    """Why a job for ``clock``'s campaign could never run: ``(field, message)``, or None.
+
+    Args:
+        clock: what the API said about the campaign.
+        scoped: the job type works on the campaign's data (it must exist).
+        world_time: the job is due at a time on the campaign's world clock.
+    """
+    name = clock.campaign_id
+    if (scoped or world_time) and not clock.exists:
+        return "campaignId", f"campaign {name!r} does not exist in the main API"
+    if world_time and not clock.has_world_clock:
+        return "runAtWorldTime", (f"campaign {name!r} has no world clock, so a world time "
+                                  "would never come; give runAt instead")
+    return None
+
+
 def get_campaign_directory(services) -> CampaignDirectory:
     """The process's directory, built on first use over its API client."""
     from .api import get_api_client

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .config import DEFAULT_DEV_API_TOKEN, load_settings
+from .config import DEFAULT_DEV_API_TOKEN, load_settings, redact_url
 from .errors import ConfigError, PluginLoadError
 from .logs import configure_logging
 
@@ -31,6 +31,10 @@ def _settings():
         click.echo(f"scheduler-service: {e}", err=True)
         sys.exit(EXIT_CONFIG)
     configure_logging(settings)
+    if settings.supervisor_pid is not None:
+        from .supervisor import watch_parent
+
+        watch_parent(settings.supervisor_pid)
     return settings
 
 
@@ -77,9 +81,16 @@ def web(host, port, workers, threads):
     """Serve the HTTP API: /health, /metrics, /api/v1 and /admin/queues (gunicorn)."""
     settings = _settings()
     registry = _checked_registry(settings)
-    from .webserver import serve
+    from .webserver import BindError, check_bind, serve
 
-    serve(settings, registry, host or settings.host, port or settings.port, workers, threads)
+    host, port = host or settings.host, port or settings.port
+    try:
+        check_bind(host, port)
+    except BindError as e:
+        click.echo(f"scheduler-service: {e}", err=True)
+        logger.error("%s", e)
+        sys.exit(EXIT_CONFIG)
+    serve(settings, registry, host, port, workers, threads)
 
 
 @cli.command()
@@ -255,7 +266,7 @@ def dev():
         f"  dashboard   {base}/admin/queues/",
         f"  job API     {base}/api/v1/jobs  (Authorization: Bearer "
         + ("dev-token)" if settings.scheduler_api_token == DEFAULT_DEV_API_TOKEN else "<SCHEDULER_API_TOKEN>)"),
-        f"  redis       {redis_url}" + ("  (embedded, data in %s)" % embedded.data_dir if embedded else ""),
+        f"  redis       {redact_url(redis_url)}" + ("  (embedded, data in %s)" % embedded.data_dir if embedded else ""),
         f"  campaign API {api_url}  (reference API, demo seed, data in {settings.reference_api_db_path})",
         "Press Ctrl-C to stop everything.",
     ]), err=True)

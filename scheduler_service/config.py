@@ -12,7 +12,9 @@ naming each variable and why. Secret values never appear in those messages.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
+import re
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Callable, Mapping
@@ -36,6 +38,10 @@ DEFAULT_DEV_API_TOKEN = "dev-token"
 DEFAULT_REFERENCE_API_PORT = 9264
 #: File name of the reference API's SQLite database under DATA_DIR.
 DEFAULT_REFERENCE_API_DB_NAME = "reference.sqlite3"
+
+
+#: Longest retry delay: Dramatiq refuses delays of 7 days or more.
+MAX_DELAY_MS = 7 * 86_400_000 - 1
 
 
 class _Invalid(ValueError):
@@ -85,15 +91,81 @@ def _bool(raw: str) -> bool:
     raise _Invalid("must be a boolean (true/false)")
 
 
-def _url(*schemes):
+def redact_url(url: str) -> str:
+    """``url`` with the password of its user part replaced by ``***`` (for messages and logs)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rsplit("@", 1)[1]
+    return parts._replace(netloc=f"{user}:***@{host}").geturl()
+
+
+def _check_host(host: str) -> str | None:
+    """Why ``host`` is not an IP address or a host name, or None when it is one."""
+    name = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        ipaddress.ip_address(name)
+        return None
+    except ValueError:
+        pass
+    if re.fullmatch(r"[0-9.]+", name):
+        return f"{host!r} is not a valid IPv4 address"
+    labels = name.rstrip(".").split(".")
+    if len(name) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
+        return f"{host!r} is not a valid host name or IP address"
+    return None
+
+
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
+def _url(*schemes, db_path: bool = False):
+    """A URL of one of ``schemes`` with a real host and port (``unix:`` needs a path).
+
+    Args:
+        schemes: the accepted schemes.
+        db_path: the path may only be a Redis database number (``/0``).
+    """
     def parse(raw: str) -> str:
         value = raw.strip()
-        parts = urlsplit(value)
-        if parts.scheme not in schemes or not (parts.netloc or parts.path):
-            raise _Invalid(f"must be a URL with scheme {' or '.join(schemes)}")
+        wanted = f"must be a URL with scheme {' or '.join(schemes)}"
+        try:
+            parts = urlsplit(value)
+            port = parts.port
+        except ValueError as e:
+            raise _Invalid(f"{wanted} ({e})") from None
+        if parts.scheme not in schemes:
+            raise _Invalid(wanted)
+        if parts.scheme == "unix":
+            if not parts.path:
+                raise _Invalid(f"{wanted}: unix:// needs the socket's path")
+            return value
+        if not parts.netloc or not parts.hostname:
+            raise _Invalid(f"{wanted} and a host, e.g. {parts.scheme}://localhost")
+        problem = _check_host(parts.hostname)
+        if problem:
+            raise _Invalid(f"{wanted}: {problem}")
+        if port == 0:
+            raise _Invalid(f"{wanted}: port 0 is not a port")
+        if db_path and parts.path not in ("", "/") and not re.fullmatch(r"/\d{1,5}", parts.path):
+            raise _Invalid(f"{wanted}: the path must be a database number such as /0")
         return value
 
     return parse
+
+
+def _host(raw: str) -> str:
+    value = raw.strip()
+    if not value:
+        raise _Invalid("must not be empty")
+    problem = _check_host(value)
+    if problem:
+        raise _Invalid(f"must be an IP address or host name to bind: {problem}")
+    return value
 
 
 def _text(raw: str) -> str:
@@ -128,9 +200,9 @@ class Field:
 FIELDS: tuple[Field, ...] = (
     Field("SCHEDULER_ENV", "env", _choice(*ENVIRONMENTS), "development",
           "development, production or test; production makes secrets mandatory."),
-    Field("HOST", "host", _text, "0.0.0.0", "Interface the web process binds."),
+    Field("HOST", "host", _host, "0.0.0.0", "Interface the web process binds."),
     Field("PORT", "port", _int(1, 65535), DEFAULT_PORT, "Port of the web process."),
-    Field("REDIS_URL", "redis_url", _url("redis", "rediss", "unix"), None,
+    Field("REDIS_URL", "redis_url", _url("redis", "rediss", "unix", db_path=True), None,
           "Redis holding queues, timers and job records. Required in production; "
           "elsewhere defaults to redis://localhost:6379/0, and `dev` starts an embedded Redis."),
     Field("REDIS_NAMESPACE", "redis_namespace", _text, "scheduler",
@@ -142,39 +214,39 @@ FIELDS: tuple[Field, ...] = (
           "defaults to dev-key elsewhere.", secret=True),
     Field("API_AUTH_SCHEME", "api_auth_scheme", _choice("api-key", "bearer"), "api-key",
           "Send the token as an x-api-key header or as Authorization: Bearer."),
-    Field("API_REQUEST_TIMEOUT_MS", "api_request_timeout_ms", _int(1), 10000,
+    Field("API_REQUEST_TIMEOUT_MS", "api_request_timeout_ms", _int(1, 600_000), 10000,
           "Timeout of each HTTP call to the main API."),
     Field("API_MAX_RETRIES", "api_max_retries", _int(0, 20), 3,
           "Retries of a transient API failure within one call."),
-    Field("API_CIRCUIT_BREAKER_THRESHOLD", "api_breaker_threshold", _int(1), 5,
+    Field("API_CIRCUIT_BREAKER_THRESHOLD", "api_breaker_threshold", _int(1, 10_000), 5,
           "Consecutive transient failures that open the circuit breaker."),
-    Field("API_CIRCUIT_BREAKER_DURATION_MS", "api_breaker_duration_ms", _int(1), 30000,
+    Field("API_CIRCUIT_BREAKER_DURATION_MS", "api_breaker_duration_ms", _int(1, 86_400_000), 30000,
           "How long the breaker stays open before a trial call."),
-    Field("API_RATE_LIMIT_PER_SECOND", "api_rate_limit_per_second", _int(0), 50,
+    Field("API_RATE_LIMIT_PER_SECOND", "api_rate_limit_per_second", _int(0, 1_000_000), 50,
           "Client-side limit of API calls per second per process; 0 turns it off."),
-    Field("API_CACHE_TTL_S", "api_cache_ttl_s", _int(0), 300,
+    Field("API_CACHE_TTL_S", "api_cache_ttl_s", _int(0, 86_400), 300,
           "Lifetime of cached campaigns and effect definitions; 0 turns caching off."),
     Field("CAMPAIGN_CACHE_MS", "campaign_cache_ms", _int(0, 600_000), 2000,
           "How long an answer of the main API about a campaign (does it exist, its world time) "
           "is reused when checking pub/sub messages and new jobs; 0 asks every time."),
     Field("QUEUE_MAX_RETRIES", "queue_max_retries", _int(0, 100), 3,
           "Retries of a failing job before it is dead-lettered (job types may override)."),
-    Field("QUEUE_RETRY_BACKOFF_MS", "queue_retry_backoff_ms", _int(1), 5000,
+    Field("QUEUE_RETRY_BACKOFF_MS", "queue_retry_backoff_ms", _int(1, MAX_DELAY_MS), 5000,
           "First retry delay; each further retry doubles it (with jitter)."),
-    Field("QUEUE_MAX_BACKOFF_MS", "queue_max_backoff_ms", _int(1), 3600000,
+    Field("QUEUE_MAX_BACKOFF_MS", "queue_max_backoff_ms", _int(1, MAX_DELAY_MS), 3600000,
           "Upper bound of a retry delay."),
     Field("QUEUE_CONCURRENCY", "queue_concurrency", _int(1, 256), 5,
           "Worker threads per worker process."),
     Field("QUEUE_PROCESSES", "queue_processes", _int(1, 64), 1,
           "Worker processes started by `scheduler-service worker`."),
-    Field("QUEUE_HEARTBEAT_TIMEOUT_MS", "queue_heartbeat_timeout_ms", _int(1000), 60000,
+    Field("QUEUE_HEARTBEAT_TIMEOUT_MS", "queue_heartbeat_timeout_ms", _int(1000, 86_400_000), 60000,
           "How long a silent worker keeps its unacknowledged jobs before they are redelivered."),
     Field("QUEUE_MAINTENANCE_CHANCE", "queue_maintenance_chance", _int(0, 1_000_000), 20_000,
           "Broker commands per million that also run queue maintenance (redelivering the "
           "unacknowledged jobs of workers whose heartbeat is older than the timeout)."),
-    Field("QUEUE_DEAD_LETTER_TTL_MS", "queue_dead_letter_ttl_ms", _int(1000), 7 * 86400 * 1000,
+    Field("QUEUE_DEAD_LETTER_TTL_MS", "queue_dead_letter_ttl_ms", _int(1000, 10 * 365 * 86_400_000), 7 * 86400 * 1000,
           "How long a dead-lettered job is kept."),
-    Field("JOB_TIME_LIMIT_MS", "job_time_limit_ms", _int(1000), 600000,
+    Field("JOB_TIME_LIMIT_MS", "job_time_limit_ms", _int(1000, 7 * 86_400_000), 600000,
           "Default time limit of one job attempt (job types may override)."),
     Field("QUEUE_POLL_INTERVAL_MS", "queue_poll_interval_ms", _int(10, 5000), 100,
           "Longest a worker's idle queue consumer sleeps between fetches (bounds start lateness)."),
@@ -182,7 +254,7 @@ FIELDS: tuple[Field, ...] = (
           "Longest the wall-timer pump sleeps between checks (it also wakes at the next due time)."),
     Field("TIMER_PUMP_BATCH", "timer_pump_batch", _int(1, 100000), 1000,
           "Timers promoted per Lua call of the pump."),
-    Field("JOB_RETENTION_HOURS", "job_retention_hours", _int(1), 168,
+    Field("JOB_RETENTION_HOURS", "job_retention_hours", _int(1, 87_600), 168,
           "How long finished job records (succeeded, dead, cancelled) and their history are kept."),
     Field("SCHEDULER_API_TOKEN", "scheduler_api_token", _text, None,
           "Bearer token every /api/v1 request must carry. Required in production; "
@@ -190,15 +262,15 @@ FIELDS: tuple[Field, ...] = (
     Field("LOG_LEVEL", "log_level", _log_level, "INFO", "debug, info, warning, error or critical."),
     Field("LOG_FORMAT", "log_format", _choice("json", "text"), "json",
           "json: one JSON object a line; text: for people at a terminal."),
-    Field("EVENT_EXPIRATION_GRACE_MINUTES", "event_expiration_grace_minutes", _int(0), 5,
+    Field("EVENT_EXPIRATION_GRACE_MINUTES", "event_expiration_grace_minutes", _int(0, 35_791), 5,
           "World-time minutes an event may be overdue before it is expired."),
     Field("EVENT_EXPIRATION_CONCURRENCY", "event_expiration_concurrency", _int(1, 100), 10,
           "expireEvent calls one EVENT_EXPIRATION job keeps in flight at once."),
-    Field("SUBSCRIBER_COOLDOWN_MS", "subscriber_cooldown_ms", _int(0), 5000,
+    Field("SUBSCRIBER_COOLDOWN_MS", "subscriber_cooldown_ms", _int(0, 86_400_000), 5000,
           "Window in which further worldTimeAdvanced messages of a campaign only pump its "
           "timers (no second expiration job or world-time reactions), across all subscriber "
           "replicas; 0 turns deduplication off."),
-    Field("SUBSCRIBER_RECONNECT_MAX_MS", "subscriber_reconnect_max_ms", _int(100), 30000,
+    Field("SUBSCRIBER_RECONNECT_MAX_MS", "subscriber_reconnect_max_ms", _int(100, 3_600_000), 30000,
           "Longest wait between the subscriber's attempts to reconnect to Redis "
           "(the wait doubles from 0.5 s up to this)."),
     Field("CRON_LEADER_TTL_S", "cron_leader_ttl_s", _int(1, 3600), 15,
@@ -214,6 +286,10 @@ FIELDS: tuple[Field, ...] = (
           "Basic-auth user of the dashboard; required with the password in production."),
     Field("ADMIN_DASHBOARD_PASSWORD", "admin_dashboard_password", _text, None,
           "Basic-auth password of the dashboard.", secret=True),
+    Field("SCHEDULER_SUPERVISOR_PID", "supervisor_pid", _int(1), None,
+          "Set by `run`, `dev` and a multi-process `worker` on the processes they start; a "
+          "process whose parent is no longer that pid stops itself within about a second. "
+          "Not for users to set."),
     Field("DATA_DIR", "data_dir", _text, ".data",
           "Where `dev` keeps the embedded Redis and the reference API's database."),
     Field("REFERENCE_API_KEY", "reference_api_key", _text, None,
@@ -274,6 +350,7 @@ class Settings:
     admin_dashboard_enabled: bool = True
     admin_dashboard_user: str | None = None
     admin_dashboard_password: str | None = field(default=None, repr=False)
+    supervisor_pid: int | None = None
     data_dir: str = ".data"
     #: None only in production without REFERENCE_API_KEY (the reference API then refuses to start).
     reference_api_key: str | None = field(default=DEFAULT_DEV_API_KEY, repr=False)
@@ -320,7 +397,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         try:
             values[f.attr] = f.parse(raw)
         except _Invalid as e:
-            shown = "<redacted>" if f.secret else repr(raw)
+            shown = "<redacted>" if f.secret else repr(redact_url(raw) if f.attr.endswith("_url") else raw)
             problems.append(f"{f.env} {e}, got {shown}")
             values[f.attr] = f.default
 

@@ -29,6 +29,7 @@ def register_job_types():
             description="Does nothing and succeeds; checks the path from enqueue to worker.",
             priority=5,
             time_limit_ms=10_000,
+            campaign_scoped=False,
         ),
         JobType(
             name="DEFERRED_EFFECT",

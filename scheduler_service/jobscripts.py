@@ -37,12 +37,14 @@ local function finish(id, retention_s)
   local jk = P .. 'job:' .. id
   redis.call('expire', jk, retention_s)
   redis.call('expire', jk .. ':history', retention_s)
-  local key = redis.call('hget', jk, 'idempotencyKey')
+  local key = redis.call('hget', jk, 'idemKey')
+  if not key or key == '' then key = redis.call('hget', jk, 'idempotencyKey') end
   if key and key ~= '' then redis.call('expire', P .. 'idem:' .. key, retention_s) end
 end
 """.replace("HISTORY_LIMIT", str(HISTORY_LIMIT)).replace("AUDIT_MAXLEN", str(AUDIT_MAXLEN))
 
-# ARGV: P, now, id, idem_key, timer ('' = due now, 'wall', 'world'), due, retention, field/value pairs
+# ARGV: P, now, id, idem_key (scoped: "api:..." or "internal:..."), timer ('' = due now,
+# 'wall', 'world'), due, retention, field/value pairs
 CREATE = LUA_LIB + r"""
 local now, id, idem, timer, due = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 if idem ~= '' then

@@ -11,7 +11,9 @@ Keys (all under ``REDIS_NAMESPACE``):
 * ``timers:wall`` — sorted set of scheduled ids, score = due epoch ms;
 * ``timers:world:{campaign}`` — the same per campaign, score = due *world* time in ms;
 * ``worldtime`` — hash: the last world time seen per campaign;
-* ``idem:{key}`` — the job id an idempotency key created.
+* ``idem:{scope}:{key}`` — the job id an idempotency key created; ``scope`` is ``api`` for
+  keys given over the REST API and ``internal`` for the service's own (cron ticks, fan-out,
+  reactions), so a client's key can never take the place of a tick's.
 
 Every state change is one Lua script call (:mod:`scheduler_service.jobscripts`), so a change is all or nothing, a timer is
 promoted into its Dramatiq queue exactly once however many pumps run, and a
@@ -22,6 +24,7 @@ replicas, not on Redis Cluster.)
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
@@ -31,6 +34,9 @@ from datetime import datetime, timedelta, timezone
 from dramatiq import Message
 
 from . import queueing
+
+#: Scopes of idempotency keys: given over the REST API, or used by the service itself.
+KEY_SCOPES = ("api", "internal")
 
 STATES = ("scheduled", "queued", "running", "succeeded", "failed", "dead", "cancelled")
 TERMINAL = ("succeeded", "dead", "cancelled")
@@ -90,6 +96,18 @@ def parse_iso_ms(text: str) -> int:
     return ms
 
 
+def request_fingerprint(job: dict, run_at_ms, run_at_world_ms) -> str:
+    """A digest of what a create asked for (type, campaign, payload, priority, due times).
+
+    Stored with a job created under an idempotency key, so that a second create with the
+    same key can be told apart: the same request again, or a different one reusing the key.
+    """
+    asked = {"type": job["type"], "campaignId": job["campaignId"], "payload": job["payload"],
+             "priority": job["priority"], "runAt": run_at_ms, "runAtWorldTime": run_at_world_ms}
+    text = json.dumps(asked, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def encode_message(job: dict, attempt_options: dict | None = None) -> tuple[str, str, str]:
     """The Dramatiq message that runs ``job``: ``(queue, redis message id, encoded body)``."""
     band = queueing.band_for(job["priority"])
@@ -138,20 +156,25 @@ class JobStore:
         return self.key("timers", "world", campaign_id)
 
     # -- create ----------------------------------------------------------------------
-    def create(self, job: dict, *, run_at_ms=None, run_at_world_ms=None, idempotency_key=None):
+    def create(self, job: dict, *, run_at_ms=None, run_at_world_ms=None, idempotency_key=None,
+               key_scope: str = "internal"):
         """Store a new job and schedule or enqueue it, atomically.
 
         Args:
             job: ``{"id", "type", "campaignId", "payload", "priority"}`` (validated).
             run_at_ms: wall-clock due time; ``None`` with no world time means due now.
             run_at_world_ms: due time on the campaign's world clock.
-            idempotency_key: a second create with the same key returns the first job.
+            idempotency_key: a second create with the same key (in the same scope) returns
+                the first job.
+            key_scope: ``api`` for keys given by API clients, ``internal`` for the service's.
 
         Returns:
             ``(record, created)``; ``created`` is False when the key matched a job.
         """
-        created, job_id = self._create(args=self._create_args(job, run_at_ms, run_at_world_ms,
-                                                              idempotency_key))
+        if key_scope not in KEY_SCOPES:
+            raise ValueError(f"key_scope must be one of {KEY_SCOPES}, got {key_scope!r}")
+        created, job_id = self._create(args=self._create_args(
+            job, run_at_ms, run_at_world_ms, idempotency_key, key_scope))
         job_id = job_id.decode() if isinstance(job_id, bytes) else job_id
         return self.get(job_id), bool(created)
 
@@ -164,15 +187,17 @@ class JobStore:
         count = 0
         pipe = self.redis.pipeline(transaction=False)
         for job, run_at_ms, run_at_world_ms in entries:
-            self._create(args=self._create_args(job, run_at_ms, run_at_world_ms, None), client=pipe)
+            self._create(args=self._create_args(job, run_at_ms, run_at_world_ms, None, None),
+                         client=pipe)
             count += 1
             if count % 1000 == 0:
                 pipe.execute()
         pipe.execute()
         return count
 
-    def _create_args(self, job, run_at_ms, run_at_world_ms, idempotency_key) -> list:
+    def _create_args(self, job, run_at_ms, run_at_world_ms, idempotency_key, key_scope) -> list:
         now = now_ms()
+        scoped = f"{key_scope}:{idempotency_key}" if idempotency_key else ""
         queue, rid, message = encode_message(job)
         timer, due = "", ""
         if run_at_world_ms is not None:
@@ -188,8 +213,11 @@ class JobStore:
             "idempotencyKey": idempotency_key or "", "deadLetter": "",
             "queue": queue, "rid": rid, "message": message,
         }
+        if scoped:
+            fields["idemKey"] = scoped
+            fields["requestHash"] = request_fingerprint(job, run_at_ms, run_at_world_ms)
         flat = [x for kv in fields.items() for x in kv]
-        return [self.prefix, now, job["id"], idempotency_key or "", timer, due, self.retention_s, *flat]
+        return [self.prefix, now, job["id"], scoped, timer, due, self.retention_s, *flat]
 
     # -- read ------------------------------------------------------------------------
     def get(self, job_id: str) -> dict | None:

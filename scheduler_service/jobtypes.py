@@ -41,6 +41,9 @@ class JobType:
         priority: default priority, 0-10, higher first.
         max_retries: retries before the job is dead-lettered; ``None`` takes ``QUEUE_MAX_RETRIES``.
         time_limit_ms: limit of one attempt; ``None`` takes ``JOB_TIME_LIMIT_MS``.
+        campaign_scoped: the job works on its campaign's data in the main API, so the REST
+            API refuses a ``campaignId`` the API does not know (``SYSTEM`` stays allowed).
+            False for jobs that only carry a campaign id as a label (``PING``).
         plugin: filled in by the registry with the name of the plugin that registered it.
     """
 
@@ -51,6 +54,7 @@ class JobType:
     priority: int = DEFAULT_PRIORITY
     max_retries: int | None = None
     time_limit_ms: int | None = None
+    campaign_scoped: bool = True
     plugin: str = ""
 
     def __post_init__(self):

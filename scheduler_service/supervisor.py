@@ -9,6 +9,7 @@ non-zero, so that whoever runs the group (systemd, a container runtime) restarts
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -19,6 +20,10 @@ logger = logging.getLogger(__name__)
 
 #: Seconds children get to finish after SIGTERM before SIGKILL.
 DEFAULT_GRACE_S = 30
+#: The variable through which a supervisor tells its children its pid.
+SUPERVISOR_PID_ENV = "SCHEDULER_SUPERVISOR_PID"
+#: How often a child checks that its supervisor is still its parent.
+PARENT_CHECK_S = 1.0
 
 
 class Supervisor:
@@ -32,10 +37,14 @@ class Supervisor:
         self._stopping = False
 
     def start(self):
+        # Children watch this pid: should we die without stopping them (SIGKILL, OOM), they
+        # stop themselves instead of living on with the port and the locks.
+        env = {**(self.env if self.env is not None else os.environ),
+               SUPERVISOR_PID_ENV: str(os.getpid())}
         for name, argv in self.commands.items():
             # A group of its own: a terminal's Ctrl-C reaches only us, and we forward one
             # SIGTERM; a second signal would make Dramatiq kill its workers mid-job.
-            self.children[name] = subprocess.Popen(argv, env=self.env, process_group=0)
+            self.children[name] = subprocess.Popen(argv, env=env, process_group=0)
             logger.info("started %s (pid %s)", name, self.children[name].pid)
 
     def _on_signal(self, signum, frame):
@@ -95,3 +104,28 @@ def stop_event_on_signals(what: str = "stopping") -> threading.Event:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     return stop
+
+
+def watch_parent(parent_pid: int, interval_s: float = PARENT_CHECK_S,
+                 grace_s: float = DEFAULT_GRACE_S) -> threading.Thread:
+    """Stop this process when ``parent_pid`` is no longer its parent.
+
+    A daemon thread compares ``os.getppid()`` with ``parent_pid`` every ``interval_s``; once
+    the parent is gone (the child was handed to init or a subreaper), it sends this process
+    SIGTERM, so the role shuts down the way it always does, and SIGKILL after ``grace_s``
+    should that not finish. Portable, unlike ``PR_SET_PDEATHSIG``, and it covers roles that
+    fork further processes (gunicorn, Dramatiq) since each stops its own children.
+    """
+
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(interval_s)
+        logger.warning("the supervising process %s is gone; stopping", parent_pid)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(grace_s)
+        logger.error("still running %ss after the supervisor died; killing this process", grace_s)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    thread = threading.Thread(target=watch, name="parent-watch", daemon=True)
+    thread.start()
+    return thread

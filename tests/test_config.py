@@ -33,7 +33,17 @@ def test_defaults_outside_production():
         ({"LOG_FORMAT": "xml"}, "LOG_FORMAT must be one of json, text, got 'xml'"),
         ({"SCHEDULER_ENV": "staging"}, "SCHEDULER_ENV must be one of development, production, test"),
         ({"REDIS_URL": "http://x"}, "REDIS_URL must be a URL with scheme redis or rediss or unix"),
-        ({"EVENT_EXPIRATION_GRACE_MINUTES": "-1"}, "EVENT_EXPIRATION_GRACE_MINUTES must be an integer >= 0"),
+        ({"EVENT_EXPIRATION_GRACE_MINUTES": "-1"}, "EVENT_EXPIRATION_GRACE_MINUTES must be an integer from 0"),
+        ({"REDIS_URL": "redis://127.0.0.1:notaport/0"}, "REDIS_URL must be a URL with scheme redis or rediss or unix (Port could not be cast"),
+        ({"REDIS_URL": "redis:typo"}, "REDIS_URL must be a URL with scheme redis or rediss or unix and a host"),
+        ({"REDIS_URL": "redis://localhost:6379/db"}, "REDIS_URL must be a URL with scheme redis or rediss or unix: the path must be a database number"),
+        ({"API_URL": "http:nohost"}, "API_URL must be a URL with scheme http or https and a host"),
+        ({"API_URL": "http://300.1.1.1/graphql"}, "API_URL must be a URL with scheme http or https: '300.1.1.1' is not a valid IPv4 address"),
+        ({"HOST": "999.1.1.1"}, "HOST must be an IP address or host name to bind: '999.1.1.1' is not a valid IPv4 address"),
+        ({"HOST": "bad host"}, "HOST must be an IP address or host name to bind"),
+        ({"JOB_RETENTION_HOURS": "10000000000000"}, "JOB_RETENTION_HOURS must be an integer from 1 to 87600"),
+        ({"QUEUE_MAX_BACKOFF_MS": "604800000"}, "QUEUE_MAX_BACKOFF_MS must be an integer from 1 to 604799999"),
+        ({"JOB_TIME_LIMIT_MS": "99999999999"}, "JOB_TIME_LIMIT_MS must be an integer from 1000 to 604800000"),
         ({"ADMIN_DASHBOARD_ENABLED": "maybe"}, "ADMIN_DASHBOARD_ENABLED must be a boolean"),
         ({"ADMIN_DASHBOARD_USER": "ops"}, "ADMIN_DASHBOARD_USER and ADMIN_DASHBOARD_PASSWORD must be set together"),
         ({"QUEUE_RETRY_BACKOFF_MS": "5000", "QUEUE_MAX_BACKOFF_MS": "10"}, "QUEUE_MAX_BACKOFF_MS must be >= QUEUE_RETRY_BACKOFF_MS"),
@@ -43,6 +53,30 @@ def test_each_invalid_value_is_named_with_the_reason(env, expected):
     with pytest.raises(ConfigError) as e:
         load_settings(env)
     assert expected in str(e.value)
+
+
+@pytest.mark.parametrize("env", [{"REDIS_URL": "redis://ops:hunter2@localhost:notaport/0"},
+                                 {"API_URL": "http://ops:hunter2@:99999/graphql"}])
+def test_a_password_in_a_bad_url_is_never_shown(env):
+    with pytest.raises(ConfigError) as e:
+        load_settings(env)
+    assert "hunter2" not in str(e.value) and "ops:***@" in str(e.value)
+
+
+@pytest.mark.parametrize("env", [{"HOST": "::"}, {"HOST": "localhost"}, {"HOST": "127.0.0.1"},
+                                 {"REDIS_URL": "unix:///run/redis.sock"},
+                                 {"REDIS_URL": "rediss://:pw@[::1]:6380/2"},
+                                 {"API_URL": "http://reference-api:9264/graphql"}])
+def test_good_hosts_and_urls_pass(env):
+    load_settings(env)
+
+
+def test_redact_url_hides_only_the_password():
+    from scheduler_service.config import redact_url
+
+    assert redact_url("redis://:s3cret@host:6379/0") == "redis://:***@host:6379/0"
+    assert redact_url("redis://ops:s3cret@host/0") == "redis://ops:***@host/0"
+    assert redact_url("redis://host:6379/0") == "redis://host:6379/0"
 
 
 def test_every_problem_is_reported_at_once():

@@ -116,8 +116,8 @@ def test_an_execution_recorded_for_this_job_is_never_repeated(services, worker, 
 
 def test_success_false_is_a_permanent_failure(services, worker, reference_api):
     bad = [{"op": "remove", "path": "/variables/not-there"}]
-    _, _, effect = settlement_with_effect(reference_api, payload=bad)
-    job, _ = send_job(services, "DEFERRED_EFFECT", "c1", {"effectId": effect["id"]})
+    world, _, effect = settlement_with_effect(reference_api, payload=bad)
+    job, _ = send_job(services, "DEFERRED_EFFECT", world["campaign"]["id"], {"effectId": effect["id"]})
     dead = wait_state(services, job["id"], "dead")
     assert dead["attempts"] == 1
     assert "PermanentJobError" in dead["lastError"] and "does not apply" in dead["lastError"]
@@ -207,7 +207,8 @@ def test_effects_whose_answers_come_after_the_timeout_still_run_once(
     services = build_services(make_settings(
         API_URL=reference_api.url, API_SERVICE_ACCOUNT_TOKEN=reference_api.key,
         API_RATE_LIMIT_PER_SECOND=0, API_REQUEST_TIMEOUT_MS=500))
-    effects = [settlement_with_effect(reference_api)[2] for _ in range(5)]
+    worlds = [settlement_with_effect(reference_api) for _ in range(5)]
+    effects = [effect for _, _, effect in worlds]
     requests.post(f"{reference_api.base_url}/test-hooks/stall",
                   json={"field": "executeEffect", "ms": 1500, "times": 5},
                   headers={"x-api-key": reference_api.key}, timeout=5).raise_for_status()
@@ -215,8 +216,8 @@ def test_effects_whose_answers_come_after_the_timeout_still_run_once(
     worker.start()
     try:
         # When 5 DEFERRED_EFFECT jobs run
-        jobs = [send_job(services, "DEFERRED_EFFECT", "c1", {"effectId": e["id"]})[0]
-                for e in effects]
+        jobs = [send_job(services, "DEFERRED_EFFECT", world["campaign"]["id"],
+                         {"effectId": effect["id"]})[0] for world, _, effect in worlds]
         done = [wait_state(services, job["id"], "succeeded", timeout=30) for job in jobs]
     finally:
         worker.stop()
@@ -228,3 +229,16 @@ def test_effects_whose_answers_come_after_the_timeout_still_run_once(
         assert finished["attempts"] == 1
         assert finished["result"]["outcome"] == "executed"
         assert finished["result"]["executionId"] == runs[0]["id"]
+
+
+def test_an_effect_of_another_campaign_fails_permanently_naming_both(services, worker,
+                                                                     reference_api):
+    # Given an effect on a settlement of campaign A, and a job of campaign B naming it
+    world, settlement, effect = settlement_with_effect(reference_api)
+    other = reference_api.make_campaign()["id"]
+    job, _ = send_job(services, "DEFERRED_EFFECT", other, {"effectId": effect["id"]})
+    # Then it fails at once without executing anything
+    dead = wait_state(services, job["id"], "dead")
+    assert dead["attempts"] == 1
+    assert world["campaign"]["id"] in dead["lastError"] and other in dead["lastError"]
+    assert executions(reference_api, effect["id"]) == []

@@ -94,3 +94,74 @@ def test_every_command_has_help(command):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0
     assert "Usage:" in result.stdout and len(result.stdout.splitlines()) > 3
+
+
+def test_children_of_a_killed_run_group_stop_by_themselves(child_env, services, tmp_path):
+    port = free_port()
+    log = open(tmp_path / "run.log", "w+")
+    env = child_env("sample", PORT=port, HOST="127.0.0.1",
+                    REDIS_NAMESPACE=services.settings.redis_namespace, LOG_FORMAT="text")
+    proc = subprocess.Popen([sys.executable, "-m", "scheduler_service", "run"], env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        # Given a run group whose roles have all started
+        def started():
+            log.seek(0)
+            found = dict(re.findall(r"started ([\w-]+) \(pid (\d+)\)", log.read()))
+            return found if {"web", "worker", "cron", "subscriber"} <= set(found) else None
+
+        pgids = [int(p) for p in wait_for(started, timeout=30, message="every role").values()]
+        wait_for(lambda: requests.get(f"http://127.0.0.1:{port}/health", timeout=1).ok
+                 if _listening(port) else False, timeout=30, message="/health")
+        # When the supervisor is SIGKILLed (it cannot stop anything)
+        proc.kill()
+        proc.wait(10)
+        # Then every role notices and stops, and the port is free again
+        for pgid in pgids:
+            wait_for(lambda: not group_alive(pgid), timeout=45, interval=0.2,
+                     message=f"group {pgid} to end after its supervisor died")
+        assert not _listening(port)
+    finally:
+        for pgid in locals().get("pgids", []):
+            if group_alive(pgid):
+                os.killpg(pgid, signal.SIGKILL)
+        stop_process(proc)
+        log.close()
+
+
+def _listening(port):
+    from helpers import port_open
+
+    return port_open(port)
+
+
+@pytest.mark.parametrize("command", ["web", "worker", "cron", "subscriber"])
+@pytest.mark.parametrize("url", ["redis://127.0.0.1:notaport/0", "redis:typo"])
+def test_every_role_refuses_a_bad_redis_url_naming_it(child_env, command, url):
+    env = child_env(REDIS_URL=url)
+    result = subprocess.run([sys.executable, "-m", "scheduler_service", command], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert "REDIS_URL must be a URL" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_web_refuses_a_host_it_cannot_listen_on_naming_it(child_env):
+    env = child_env(HOST="999.1.1.1")
+    result = subprocess.run([sys.executable, "-m", "scheduler_service", "web"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "HOST must be an IP address" in result.stderr
+
+
+def test_web_refuses_a_taken_port_at_once_naming_host_and_port(child_env):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = child_env(HOST="127.0.0.1", PORT=port)
+        result = subprocess.run([sys.executable, "-m", "scheduler_service", "web"], env=env,
+                                capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert f"cannot listen on HOST='127.0.0.1' PORT={port}" in result.stderr
+    assert "web listening" not in result.stderr

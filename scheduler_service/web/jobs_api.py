@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify
 
+from ..campaigns import campaign_problem, get_campaign_directory
 from ..dispatch import build_job
-from ..errors import InvalidPayload
-from ..jobstore import parse_iso_ms
+from ..errors import InvalidPayload, UpstreamError
+from ..event_expiration import SYSTEM
+from ..jobstore import parse_iso_ms, request_fingerprint
 from ..payloads import payload_schema, validate_payload
 from .auth import require_bearer_token
 from .errors import ApiError
 from .models import (
     CreateJob,
+    Error,
     Job,
     JobHistory,
     JobList,
@@ -43,20 +46,50 @@ def _payload_error(e: InvalidPayload):
     return ApiError(400, "INVALID_PAYLOAD", str(e), e.details)
 
 
+def _check_campaign(campaign_id: str, *, scoped: bool, world_time: bool) -> None:
+    """Refuse a job that could never run: an unknown campaign, a world time without a clock.
+
+    Raises:
+        ApiError: 400 naming the field; 503 when the main API cannot be asked (nothing is
+            stored then either).
+    """
+    if campaign_id == SYSTEM or not (scoped or world_time):
+        return
+    try:
+        clock = get_campaign_directory(_services()).lookup(campaign_id)
+    except UpstreamError as e:
+        raise ApiError(503, "UPSTREAM_UNAVAILABLE",
+                       f"cannot check campaign {campaign_id!r} with the main API ({e}); "
+                       "nothing was stored, try again") from None
+    problem = campaign_problem(clock, scoped=scoped, world_time=world_time)
+    if problem is not None:
+        field, message = problem
+        raise ApiError(400, "VALIDATION_ERROR", f"{field}: {message}",
+                       [{"field": field, "message": message}])
+
+
 @api_route(bp, "POST", "/jobs", "Create a job (due now, at runAt, or at runAtWorldTime)",
-           body=CreateJob, responses={201: Job, 200: Job})
+           body=CreateJob, responses={201: Job, 200: Job, 409: Error, 503: Error})
 def create_job(body: CreateJob):
     services = _services()
     try:
         job = build_job(services.registry, body.type, body.campaignId, body.payload, body.priority)
     except InvalidPayload as e:
         raise _payload_error(e) from None
-    record, created = services.jobs.create(
-        job,
-        run_at_ms=parse_iso_ms(body.runAt) if body.runAt else None,
-        run_at_world_ms=parse_iso_ms(body.runAtWorldTime) if body.runAtWorldTime else None,
-        idempotency_key=body.idempotencyKey,
-    )
+    _check_campaign(body.campaignId, scoped=services.registry.job_type(body.type).campaign_scoped,
+                    world_time=body.runAtWorldTime is not None)
+    run_at_ms = parse_iso_ms(body.runAt) if body.runAt else None
+    run_at_world_ms = parse_iso_ms(body.runAtWorldTime) if body.runAtWorldTime else None
+    record, created = services.jobs.create(job, run_at_ms=run_at_ms, run_at_world_ms=run_at_world_ms,
+                                           idempotency_key=body.idempotencyKey, key_scope="api")
+    if not created:
+        (stored,) = services.jobs.get_internal(record["id"], "requestHash")
+        if stored and stored != request_fingerprint(job, run_at_ms, run_at_world_ms):
+            raise ApiError(409, "IDEMPOTENCY_KEY_REUSED",
+                           f"idempotencyKey {body.idempotencyKey!r} was used for job "
+                           f"{record['id']} with a different request; use a new key, or send "
+                           "the same request again to get that job",
+                           [{"field": "idempotencyKey", "message": "used with another request"}])
     return jsonify(record), (201 if created else 200)
 
 
@@ -80,13 +113,15 @@ def job_history(job_id):
 
 
 @api_route(bp, "PATCH", "/jobs/<job_id>", "Change a scheduled job's due time or priority",
-           body=PatchJob, responses={200: Job})
+           body=PatchJob, responses={200: Job, 503: Error})
 def patch_job(job_id, body: PatchJob):
     job = _job_or_404(job_id)
     store = _services().jobs
-    if body.runAtWorldTime is not None and job["campaignId"] == "SYSTEM":
+    if body.runAtWorldTime is not None and job["campaignId"] == SYSTEM:
         raise ApiError(400, "VALIDATION_ERROR", "runAtWorldTime needs a campaign, not SYSTEM",
                        [{"field": "runAtWorldTime", "message": "the job's campaign is SYSTEM"}])
+    if body.runAtWorldTime is not None:
+        _check_campaign(job["campaignId"], scoped=False, world_time=True)
     result = store.update_scheduled(
         job_id,
         run_at_ms=parse_iso_ms(body.runAt) if body.runAt else None,
@@ -123,6 +158,7 @@ def job_types():
         "defaultPriority": jt.priority,
         "maxRetries": settings.queue_max_retries if jt.max_retries is None else jt.max_retries,
         "timeLimitMs": jt.time_limit_ms or settings.job_time_limit_ms,
+        "campaignScoped": jt.campaign_scoped,
     } for jt in sorted(services.registry.job_types.values(), key=lambda t: t.name)]
     return jsonify({"items": items})
 

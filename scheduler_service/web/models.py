@@ -146,6 +146,8 @@ class JobTypeInfo(BaseModel):
     defaultPriority: int
     maxRetries: int
     timeLimitMs: int
+    campaignScoped: bool = Field(description="Whether a create checks that the campaign exists "
+                                             "in the main API.")
 
 
 class JobTypeList(BaseModel):

@@ -16,6 +16,12 @@ AUTH = {"Authorization": "Bearer dev-token"}
 
 
 @pytest.fixture
+def settings(make_settings, reference_api):
+    return make_settings(API_URL=reference_api.url, API_SERVICE_ACCOUNT_TOKEN=reference_api.key,
+                         API_RATE_LIMIT_PER_SECOND=0)
+
+
+@pytest.fixture
 def client(services):
     return create_app(services=services).test_client()
 
@@ -110,14 +116,42 @@ def test_not_json_bad_json_and_too_large(client, services):
     assert nothing_enqueued(services)
 
 
-def test_idempotency_key_returns_the_first_job(client, services):
+def test_idempotency_key_returns_the_first_job_for_the_same_request(client, services):
     body = {"type": "PING", "campaignId": "c1", "runAt": "2030-01-01T00:00:00Z", "idempotencyKey": "k-1"}
     first = post(client, body)
-    second = post(client, {**body, "runAt": "2031-01-01T00:00:00Z"})
+    second = post(client, dict(body))
     assert first.status_code == 201 and second.status_code == 200
-    assert second.get_json()["id"] == first.get_json()["id"]
-    assert second.get_json()["runAt"] == "2030-01-01T00:00:00.000Z"
+    assert second.get_json() == first.get_json()
     assert services.redis.zcard(services.jobs.wall_timers) == 1
+
+
+@pytest.mark.parametrize("change", [{"runAt": "2031-01-01T00:00:00Z"}, {"priority": 9},
+                                    {"campaignId": "c2"}, {"type": "SAMPLE_ECHO", "payload": {"text": "x"}}])
+def test_the_same_idempotency_key_with_another_request_is_409(client, services, change):
+    body = {"type": "PING", "campaignId": "c1", "runAt": "2030-01-01T00:00:00Z", "idempotencyKey": "k-2"}
+    first = post(client, body).get_json()
+    r = post(client, {**body, **change})
+    assert r.status_code == 409
+    error = error_of(r)
+    assert error["code"] == "IDEMPOTENCY_KEY_REUSED" and first["id"] in error["message"]
+    assert [d["field"] for d in error["details"]] == ["idempotencyKey"]
+    assert [j["id"] for j in services.jobs.list()[0]] == [first["id"]]
+
+
+def test_a_clients_key_cannot_suppress_a_cron_tick(client, services):
+    from scheduler_service.dispatch import send_job
+
+    # Given a client that uses the key a future sweep tick will use
+    tick_key = "sweep:event-expiration:2030-01-01T00:05:00Z"
+    taken = post(client, {"type": "PING", "campaignId": "c1", "idempotencyKey": tick_key})
+    assert taken.status_code == 201
+    # When the tick comes, the service's own job with that key is still created
+    job, created = send_job(services, "PING", "SYSTEM", {}, idempotency_key=tick_key)
+    assert created and job["id"] != taken.get_json()["id"]
+    # and each key keeps answering in its own scope
+    assert send_job(services, "PING", "SYSTEM", {}, idempotency_key=tick_key)[0]["id"] == job["id"]
+    again = post(client, {"type": "PING", "campaignId": "c1", "idempotencyKey": tick_key})
+    assert again.status_code == 200 and again.get_json()["id"] == taken.get_json()["id"]
 
 
 # -- list, read, patch, cancel ---------------------------------------------------------
@@ -245,19 +279,72 @@ def test_wall_timer_runs_when_due_and_not_before(client, services, worker):
     wait_for(lambda: services.jobs.get(job["id"])["state"] == "succeeded", timeout=10, message="run")
 
 
-def test_world_timer_waits_for_the_campaigns_world_clock(client, services, worker):
-    job = post(client, {"type": "PING", "campaignId": "w1",
+def test_world_timer_waits_for_the_campaigns_world_clock(client, services, worker, reference_api):
+    w1 = reference_api.make_campaign(world_time="1450-01-01T00:00:00.000Z")["id"]
+    job = post(client, {"type": "PING", "campaignId": w1,
                         "runAtWorldTime": "1450-03-01T12:00:00Z"}).get_json()
     assert job["state"] == "scheduled"
     assert pump_world(services.jobs, "w2", 10**13) == 0       # another campaign's clock
-    assert pump_world(services.jobs, "w1", parse_iso_ms("1450-03-01T11:59:59.999Z")) == 0  # not yet
-    assert pump_world(services.jobs, "w1", parse_iso_ms("1450-03-01T12:00:00Z")) == 1
+    assert pump_world(services.jobs, w1, parse_iso_ms("1450-03-01T11:59:59.999Z")) == 0  # not yet
+    assert pump_world(services.jobs, w1, parse_iso_ms("1450-03-01T12:00:00Z")) == 1
     wait_for(lambda: services.jobs.get(job["id"])["state"] == "succeeded", timeout=10, message="run")
     # A job created for a world time the campaign has already passed is due at once.
-    late = post(client, {"type": "PING", "campaignId": "w1",
+    late = post(client, {"type": "PING", "campaignId": w1,
                          "runAtWorldTime": "1450-01-01T00:00:00Z"}).get_json()
     assert late["state"] in ("queued", "running", "succeeded")  # the worker may be quick
-    assert services.redis.zscore(services.jobs.world_timers("w1"), late["id"]) is None
+    assert services.redis.zscore(services.jobs.world_timers(w1), late["id"]) is None
+
+
+@pytest.mark.parametrize("make_body, field", [
+    # a job that touches campaign data, for a campaign the API does not know
+    (lambda api: {"type": "EVENT_EXPIRATION", "campaignId": "no-such-campaign"}, "campaignId"),
+    (lambda api: {"type": "DEFERRED_EFFECT", "campaignId": "no-such-campaign",
+                  "payload": {"effectId": "e"}}, "campaignId"),
+    # a world time for an unknown campaign, or one without a world clock
+    (lambda api: {"type": "PING", "campaignId": "no-such-campaign",
+                  "runAtWorldTime": "2026-03-02T00:00:00Z"}, "campaignId"),
+    (lambda api: {"type": "PING", "campaignId": api.make_campaign()["id"],
+                  "runAtWorldTime": "2026-03-02T00:00:00Z"}, "runAtWorldTime"),
+])
+def test_a_job_that_could_never_run_is_refused(client, services, reference_api, make_body, field):
+    response = post(client, make_body(reference_api))
+    assert response.status_code == 400
+    error = error_of(response)
+    assert [d["field"] for d in error["details"]] == [field]
+    assert nothing_enqueued(services) and services.jobs.list()[0] == []
+
+
+def test_a_world_time_patch_for_a_clockless_campaign_is_refused(client, services, reference_api):
+    camp = reference_api.make_campaign()["id"]
+    job = post(client, {"type": "PING", "campaignId": camp, "runAt": "2030-01-01T00:00:00Z"}).get_json()
+    r = client.patch(f"/api/v1/jobs/{job['id']}", json={"runAtWorldTime": "2026-03-02T00:00:00Z"},
+                     headers=AUTH)
+    assert r.status_code == 400 and error_of(r)["details"][0]["field"] == "runAtWorldTime"
+    assert client.get(f"/api/v1/jobs/{job['id']}", headers=AUTH).get_json() == job
+
+
+def test_a_job_for_a_real_campaign_and_a_label_only_job_are_accepted(client, reference_api):
+    camp = reference_api.make_campaign(world_time="2026-03-01T00:00:00.000Z")["id"]
+    assert post(client, {"type": "EVENT_EXPIRATION", "campaignId": camp}).status_code == 201
+    assert post(client, {"type": "EVENT_EXPIRATION", "campaignId": "SYSTEM"}).status_code == 201
+    assert post(client, {"type": "PING", "campaignId": "any-label"}).status_code == 201
+    assert post(client, {"type": "PING", "campaignId": camp,
+                         "runAtWorldTime": "2026-03-02T00:00:00Z"}).status_code == 201
+
+
+def test_a_create_that_cannot_be_checked_is_503_and_stores_nothing(make_settings, redis_client):
+    from scheduler_service.embedded_redis import free_port
+    from scheduler_service.services import build_services
+
+    services = build_services(make_settings(API_URL=f"http://127.0.0.1:{free_port()}/graphql",
+                                            API_MAX_RETRIES=0))
+    try:
+        client = create_app(services=services).test_client()
+        r = post(client, {"type": "EVENT_EXPIRATION", "campaignId": "c1"})
+        assert r.status_code == 503 and error_of(r)["code"] == "UPSTREAM_UNAVAILABLE"
+        assert nothing_enqueued(services) and services.jobs.list()[0] == []
+    finally:
+        services.close()
 
 
 # -- job types, dead letters, openapi ---------------------------------------------------
