@@ -165,3 +165,30 @@ def test_web_refuses_a_taken_port_at_once_naming_host_and_port(child_env):
     assert result.returncode == 2
     assert f"cannot listen on HOST='127.0.0.1' PORT={port}" in result.stderr
     assert "web listening" not in result.stderr
+
+
+def test_an_embedded_redis_stops_when_the_process_that_started_it_is_killed(tmp_path):
+    code = ("import sys, time\n"
+            "from scheduler_service.embedded_redis import EmbeddedRedis\n"
+            "server = EmbeddedRedis(sys.argv[1], persist=False).start()\n"
+            "print(server.process.pid, flush=True)\n"
+            "time.sleep(120)\n")
+    parent = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "redis")],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        pid = int(parent.stdout.readline())
+        assert _running(pid)
+        parent.kill()
+        parent.wait(10)
+        wait_for(lambda: not _running(pid), timeout=10, message="redis-server to stop")
+    finally:
+        stop_process(parent)
+        parent.stdout.close()
+
+
+def _running(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False

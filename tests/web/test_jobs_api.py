@@ -415,3 +415,27 @@ def test_openapi_document_is_valid_and_describes_exactly_the_routes(client, serv
     assert create["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/CreateJob")
     assert {"201", "200", "400", "401", "413", "415"} <= set(create["responses"])
     assert doc["components"]["schemas"]["CreateJob"]["properties"]["priority"]["anyOf"][0]["maximum"] == 10
+
+
+def _api_routes(app):
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/api/v1"):
+            path = re.sub(r"<(?:\w+:)?(\w+)>", r"x-\1", rule.rule)
+            for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+                yield method, path
+
+
+@pytest.mark.parametrize("auth", [
+    {}, {"headers": {"Authorization": "Bearer wrong"}}, {"headers": {"Authorization": "dev-token"}},
+    {"query_string": {"token": "dev-token"}}, {"query_string": {"access_token": "dev-token"}},
+])
+def test_every_api_route_refuses_a_missing_wrong_or_query_string_token(services, auth):
+    app = create_app(services=services)
+    client = app.test_client()
+    routes = list(_api_routes(app))
+    assert len(routes) >= 18  # jobs, job types, dead letters, schedules, world clocks, openapi
+    for method, path in routes:
+        response = client.open(path, method=method, json={}, **auth)
+        assert response.status_code == 401, (method, path)
+        assert error_of(response)["code"] == "UNAUTHENTICATED"
+    assert nothing_enqueued(services) and services.jobs.list()[0] == []
