@@ -70,6 +70,11 @@ class ReferenceApi:
         self.log_path = log_path
         self.session = requests.Session()
 
+    def client_env(self, **overrides) -> dict:
+        """Settings that point the scheduler's API client here (no rate limit), plus overrides."""
+        return {"API_URL": self.url, "API_SERVICE_ACCOUNT_TOKEN": self.key,
+                "API_RATE_LIMIT_PER_SECOND": 0, **overrides}
+
     # -- raw calls -------------------------------------------------------------------------
 
     def post(self, query: str, variables=None, *, key=_DEFAULT, headers=None, timeout=30,

@@ -16,8 +16,7 @@ PATCH = [{"op": "replace", "path": "/variables/morale", "value": 7}]
 
 @pytest.fixture
 def settings(make_settings, reference_api):
-    return make_settings(API_URL=reference_api.url, API_SERVICE_ACCOUNT_TOKEN=reference_api.key,
-                         API_RATE_LIMIT_PER_SECOND=0)
+    return make_settings(**reference_api.client_env())
 
 
 @pytest.fixture
@@ -204,9 +203,8 @@ def test_effects_whose_answers_come_after_the_timeout_still_run_once(
 
     # Given an API that commits the next 5 executeEffect calls but answers only after the
     # client's request timeout
-    services = build_services(make_settings(
-        API_URL=reference_api.url, API_SERVICE_ACCOUNT_TOKEN=reference_api.key,
-        API_RATE_LIMIT_PER_SECOND=0, API_REQUEST_TIMEOUT_MS=500))
+    services = build_services(make_settings(**reference_api.client_env(
+        API_REQUEST_TIMEOUT_MS=500)))
     worlds = [settlement_with_effect(reference_api) for _ in range(5)]
     effects = [effect for _, _, effect in worlds]
     requests.post(f"{reference_api.base_url}/test-hooks/stall",

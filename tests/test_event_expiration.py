@@ -19,8 +19,7 @@ NOW = datetime(1700, 6, 1, 12, 0, tzinfo=timezone.utc)
 
 @pytest.fixture
 def settings(make_settings, reference_api):
-    return make_settings(API_URL=reference_api.url, API_SERVICE_ACCOUNT_TOKEN=reference_api.key,
-                         API_RATE_LIMIT_PER_SECOND=0)
+    return make_settings(**reference_api.client_env())
 
 
 def make_events(api, campaign_id, count, scheduled_at) -> list[str]:
@@ -110,9 +109,8 @@ def test_grace_period_zero_expires_everything_past_the_clock(make_settings, refe
 
     from scheduler_service.services import build_services
 
-    services = build_services(make_settings(
-        API_URL=reference_api.url, API_SERVICE_ACCOUNT_TOKEN=reference_api.key,
-        API_RATE_LIMIT_PER_SECOND=0, EVENT_EXPIRATION_GRACE_MINUTES=0))
+    services = build_services(make_settings(**reference_api.client_env(
+        EVENT_EXPIRATION_GRACE_MINUTES=0)))
     worker = Worker(services.broker, worker_threads=1, worker_timeout=50)
     worker.start()
     try:

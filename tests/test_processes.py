@@ -25,13 +25,19 @@ def group_alive(pgid):
         return False
 
 
-def test_run_serves_http_runs_jobs_and_stops_everything_on_sigint(child_env, services, tmp_path):
+def start_run_group(child_env, services, tmp_path, log_format):
+    """``scheduler-service run`` on a free port, logging to a file; ``(process, port, log)``."""
     port = free_port()
     log = open(tmp_path / "run.log", "w+")
     env = child_env("sample", PORT=port, HOST="127.0.0.1",
-                    REDIS_NAMESPACE=services.settings.redis_namespace, LOG_FORMAT="json")
+                    REDIS_NAMESPACE=services.settings.redis_namespace, LOG_FORMAT=log_format)
     proc = subprocess.Popen([sys.executable, "-m", "scheduler_service", "run"], env=env,
                             stdout=log, stderr=subprocess.STDOUT)
+    return proc, port, log
+
+
+def test_run_serves_http_runs_jobs_and_stops_everything_on_sigint(child_env, services, tmp_path):
+    proc, port, log = start_run_group(child_env, services, tmp_path, "json")
     try:
         # Given the group is up: /health answers over HTTP
         def healthy():
@@ -97,12 +103,7 @@ def test_every_command_has_help(command):
 
 
 def test_children_of_a_killed_run_group_stop_by_themselves(child_env, services, tmp_path):
-    port = free_port()
-    log = open(tmp_path / "run.log", "w+")
-    env = child_env("sample", PORT=port, HOST="127.0.0.1",
-                    REDIS_NAMESPACE=services.settings.redis_namespace, LOG_FORMAT="text")
-    proc = subprocess.Popen([sys.executable, "-m", "scheduler_service", "run"], env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc, port, log = start_run_group(child_env, services, tmp_path, "text")
     try:
         # Given a run group whose roles have all started
         def started():
@@ -192,3 +193,60 @@ def _running(pid):
             return stat.read().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_sigterm_mid_job_lets_the_job_finish_and_exits_0(child_env, services):
+    env = child_env("sample", REDIS_NAMESPACE=services.settings.redis_namespace,
+                    LOG_FORMAT="text")
+    worker = subprocess.Popen([sys.executable, "-m", "scheduler_service", "worker"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        # Given a worker in the middle of a 2-second job
+        job, _ = send_job(services, "SAMPLE_SLEEP", "c1", {"seconds": 2})
+        wait_for(lambda: services.jobs.get(job["id"])["state"] == "running", timeout=30,
+                 message="the job to start")
+        # When it is told to stop
+        worker.send_signal(signal.SIGTERM)
+        # Then it finishes the job first, records it once, and exits 0
+        assert worker.wait(40) == 0
+    finally:
+        stop_process(worker)
+    done = services.jobs.get(job["id"])
+    assert done["state"] == "succeeded" and done["attempts"] == 1
+    assert done["result"] == {"slept": 2}
+
+
+def test_no_secret_reaches_the_logs_health_or_metrics(child_env, services, tmp_path,
+                                                      reference_api):
+    secrets = {"SCHEDULER_API_TOKEN": "sched-token-7f3a9c", "ADMIN_DASHBOARD_PASSWORD": "dash-pw-51e0"}
+    port = free_port()
+    log = open(tmp_path / "run.log", "w+")
+    env = child_env("sample", PORT=port, HOST="127.0.0.1", LOG_LEVEL="DEBUG",
+                    REDIS_NAMESPACE=services.settings.redis_namespace, ADMIN_DASHBOARD_USER="ops",
+                    **reference_api.client_env(), **secrets)
+    proc = subprocess.Popen([sys.executable, "-m", "scheduler_service", "run"], env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    auth = {"Authorization": f"Bearer {secrets['SCHEDULER_API_TOKEN']}"}
+    try:
+        wait_for(lambda: _listening(port) and requests.get(f"{base}/health", timeout=2).ok,
+                 timeout=30, message="/health")
+        # Given a stack that has done some work, refused a wrong token and called the API
+        camp = reference_api.make_campaign()["id"]
+        job = requests.post(f"{base}/api/v1/jobs", json={"type": "EVENT_EXPIRATION",
+                                                         "campaignId": camp}, headers=auth).json()
+        assert requests.get(f"{base}/api/v1/jobs", headers={"Authorization": "Bearer nope"}).status_code == 401
+        wait_for(lambda: services.jobs.get(job["id"])["state"] == "succeeded", timeout=30,
+                 message="the job")
+        bodies = [requests.get(f"{base}/health", timeout=5).text,
+                  requests.get(f"{base}/metrics", timeout=5).text]
+    finally:
+        stop_process(proc)
+        log.seek(0)
+        written = log.read()
+        log.close()
+    # Then none of the secrets appears anywhere a person or a scraper reads
+    assert "job succeeded" in written or "expired" in written
+    for value in [*secrets.values(), reference_api.key]:
+        for text in [written, *bodies]:
+            assert value not in text

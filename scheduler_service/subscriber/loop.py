@@ -10,7 +10,6 @@ subscription; the loop then waits (:func:`~.messages.reconnect_delay`, at most
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 import time
@@ -20,14 +19,15 @@ import redis
 from ..campaigns import get_campaign_directory
 from ..errors import UpstreamError
 from ..event_expiration import MESSAGE_PRIORITY, SYSTEM
-from ..reactions import ReactionContext, reactions_to
 from ..jobstore import iso_ms
+from ..reactions import ReactionContext, reactions_to
 from ..timers import pump_world
 from .messages import (
     PATTERNS,
     InvalidMessage,
     WorldTimeAdvanced,
     actions_for,
+    check_against_api,
     cooldown_key,
     needs_cooldown,
     parse_message,
@@ -104,44 +104,35 @@ class Subscriber:
     def verify(self, message):
         """The message as far as the API confirms it, or None to drop it.
 
-        A message is a hint, the API the truth: a message about a campaign the API does not
-        know is dropped (nothing is stored for it), and a world time is believed only up to
-        the campaign's ``getCurrentWorldTime``, so a forged or garbled ``newTime`` cannot
-        release timers early or move the remembered clock past the real one. When the API
-        cannot be asked, the message is dropped too: the periodic expiration sweep reads
-        the clock itself and pumps the timers once the API answers again.
+        A message is a hint, the API the truth (see :func:`~.messages.check_against_api`):
+        a message about a campaign the API does not know is dropped with nothing stored
+        for it, and a world time is believed only up to ``getCurrentWorldTime``, so a forged
+        or garbled ``newTime`` can neither release timers early nor move the remembered
+        clock past the real one. When the API cannot be asked the message is dropped too:
+        the campaign's expiration job reads the clock itself and pumps the timers.
         """
         claimed = message.new_time_ms if isinstance(message, WorldTimeAdvanced) else None
-        campaign = message.campaign_id
-        extra = {"campaign_id": campaign, "event": message.event}
+        extra = {"campaign_id": message.campaign_id, "event": message.event}
         try:
-            known = get_campaign_directory(self.services).lookup(campaign, at_least_ms=claimed)
+            known = get_campaign_directory(self.services).lookup(message.campaign_id,
+                                                                 at_least_ms=claimed)
         except UpstreamError as e:
             logger.warning("cannot check a %s message with the API (%s: %s); dropped, the "
                            "periodic sweep will catch up", message.event, type(e).__name__, e,
                            extra=extra)
             self.status.count(f"dropped:{message.event}:unverified")
             return None
-        if not known.exists:
-            logger.warning("%s message about campaign %r, which the API does not know; dropped",
-                           message.event, campaign, extra=extra)
-            self.status.count(f"dropped:{message.event}:unknown_campaign")
-            return None
-        if claimed is None:
-            return message
-        if known.world_time_ms is None:
-            logger.warning("worldTimeAdvanced for campaign %r, which has no world clock in the "
-                           "API; dropped", campaign, extra=extra)
-            self.status.count(f"dropped:{message.event}:no_world_clock")
-            return None
-        if claimed > known.world_time_ms:
-            logger.warning("worldTimeAdvanced claims %s but the API's clock of %r is at %s; "
-                           "only timers due by the API's time are released",
-                           message.body.get("newTime"), campaign, iso_ms(known.world_time_ms),
-                           extra=extra)
+        checked, reason = check_against_api(message, known)
+        if reason == "clamped":
+            logger.warning("worldTimeAdvanced claims %s but the API's clock is at %s; only "
+                           "timers due by the API's time are released",
+                           message.body.get("newTime"), iso_ms(known.world_time_ms), extra=extra)
             self.status.count("clamped")
-            return dataclasses.replace(message, new_time_ms=known.world_time_ms)
-        return message
+        elif reason is not None:
+            logger.warning("%s message dropped: %s", message.event, reason.replace("_", " "),
+                           extra=extra)
+            self.status.count(f"dropped:{message.event}:{reason}")
+        return checked
 
     def react(self, event: str, message) -> None:
         """Run every plugin reaction to ``event``; one that raises does not stop the others."""

@@ -7,6 +7,7 @@ reconnect) is tested with plain cases.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from dataclasses import dataclass
@@ -185,6 +186,29 @@ class Actions:
 
     pump_world_to_ms: int | None
     reactions: str | None
+
+
+def check_against_api(message: Message, known) -> tuple[Message | None, str | None]:
+    """What is left of a message once the API has said what it knows of its campaign.
+
+    Args:
+        message: the validated message.
+        known: the API's :class:`~scheduler_service.campaigns.CampaignClock` of its campaign.
+
+    Returns:
+        ``(message to act on or None to drop it, reason or None)``: ``unknown_campaign`` and
+        ``no_world_clock`` drop it; ``clamped`` keeps a ``worldTimeAdvanced`` with its time
+        lowered to the API's clock (a message may lag the API, never lead it).
+    """
+    if not known.exists:
+        return None, "unknown_campaign"
+    if not isinstance(message, WorldTimeAdvanced):
+        return message, None
+    if known.world_time_ms is None:
+        return None, "no_world_clock"
+    if message.new_time_ms > known.world_time_ms:
+        return dataclasses.replace(message, new_time_ms=known.world_time_ms), "clamped"
+    return message, None
 
 
 def needs_cooldown(message: Message, cooldown_ms: int) -> bool:

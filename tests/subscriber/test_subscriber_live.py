@@ -27,8 +27,7 @@ def ms(dt):
 
 @pytest.fixture
 def settings(make_settings, reference_api):
-    return make_settings(API_URL=reference_api.url, API_SERVICE_ACCOUNT_TOKEN=reference_api.key,
-                         API_RATE_LIMIT_PER_SECOND=0)
+    return make_settings(**reference_api.client_env())
 
 
 class Running:
@@ -106,9 +105,8 @@ def test_world_time_advanced_expires_the_overdue_events_of_that_campaign_only(
 def test_a_burst_of_50_messages_for_one_campaign_makes_one_expiration_job(
         make_settings, reference_api, subscribers, redis_client):
     # Given two subscriber replicas and a generous cooldown window
-    services = build_services(make_settings(
-        API_URL=reference_api.url, API_SERVICE_ACCOUNT_TOKEN=reference_api.key,
-        SUBSCRIBER_COOLDOWN_MS=120_000))
+    services = build_services(make_settings(**reference_api.client_env(
+        SUBSCRIBER_COOLDOWN_MS=120_000)))
     try:
         subscribers.start(services, "replica-a")
         subscribers.start(services, "replica-b")

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from scheduler_service.campaigns import CampaignClock
 from scheduler_service.subscriber.messages import (
     ENTITY_MODIFIED,
     PATTERNS,
@@ -13,6 +14,7 @@ from scheduler_service.subscriber.messages import (
     InvalidMessage,
     WorldTimeAdvanced,
     actions_for,
+    check_against_api,
     cooldown_key,
     needs_cooldown,
     parse_message,
@@ -173,3 +175,26 @@ def test_health_summary_names_the_last_message():
     assert set(result.details["subscribers"]) == {"a", "b"}
     # the shared time is newer than the entries' (refreshed only with their heartbeats)
     assert summarize({"a": entry(last=NOW - 2500)}, NOW, NOW - 500).details["lastMessageAt"] == NOW - 500
+
+
+def _world(new_ms, campaign="c1"):
+    return WorldTimeAdvanced(campaign, new_ms, None, {"campaignId": campaign})
+
+
+@pytest.mark.parametrize("known, message, expected_ms, reason", [
+    (CampaignClock("c1", False, None), _world(10), None, "unknown_campaign"),
+    (CampaignClock("c1", True, None), _world(10), None, "no_world_clock"),
+    (CampaignClock("c1", True, 5), _world(10), 5, "clamped"),
+    (CampaignClock("c1", True, 10), _world(10), 10, None),
+    (CampaignClock("c1", True, 20), _world(10), 10, None),   # a message may lag the API
+])
+def test_a_world_time_is_believed_only_up_to_the_apis_clock(known, message, expected_ms, reason):
+    checked, why = check_against_api(message, known)
+    assert why == reason
+    assert (checked.new_time_ms if checked else None) == expected_ms
+
+
+def test_an_entity_message_needs_only_a_known_campaign():
+    message = EntityModified("c1", "Event", "e1", "CREATE", {})
+    assert check_against_api(message, CampaignClock("c1", True, None)) == (message, None)
+    assert check_against_api(message, CampaignClock("c1", False, None)) == (None, "unknown_campaign")

@@ -21,8 +21,7 @@ def ms(dt):
 
 @pytest.fixture
 def settings(make_settings, reference_api):
-    return make_settings(API_URL=reference_api.url, API_SERVICE_ACCOUNT_TOKEN=reference_api.key,
-                         API_RATE_LIMIT_PER_SECOND=0)
+    return make_settings(**reference_api.client_env())
 
 
 @pytest.fixture
