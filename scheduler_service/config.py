@@ -266,6 +266,9 @@ FIELDS: tuple[Field, ...] = (
           "World-time minutes an event may be overdue before it is expired."),
     Field("EVENT_EXPIRATION_CONCURRENCY", "event_expiration_concurrency", _int(1, 100), 10,
           "expireEvent calls one EVENT_EXPIRATION job keeps in flight at once."),
+    Field("SIMULATION_MAX_STEPS", "simulation_max_steps", _int(1, 10_000_000), 100_000,
+          "Rule occurrences one settlement-unit job applies at most; past that it writes back "
+          "and continues in a new job."),
     Field("SUBSCRIBER_COOLDOWN_MS", "subscriber_cooldown_ms", _int(0, 86_400_000), 5000,
           "Window in which further worldTimeAdvanced messages of a campaign only pump its "
           "timers (no second expiration job or world-time reactions), across all subscriber "
@@ -343,6 +346,7 @@ class Settings:
     log_format: str = "json"
     event_expiration_grace_minutes: int = 5
     event_expiration_concurrency: int = 10
+    simulation_max_steps: int = 100_000
     subscriber_cooldown_ms: int = 5000
     subscriber_reconnect_max_ms: int = 30000
     cron_leader_ttl_s: int = 15

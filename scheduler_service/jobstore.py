@@ -323,6 +323,24 @@ class JobStore:
             return TransitionResult(False, None)
         return self.transition(job_id, from_states, "queued", detail, **fresh, **fields)
 
+    def set_internal(self, job_id: str, **fields) -> bool:
+        """Set internal fields of an existing record (a handler's checkpoint); False if gone."""
+        script = "if redis.call('exists', KEYS[1]) == 1 then redis.call('hset', KEYS[1], unpack(ARGV)) return 1 end return 0"
+        flat = [x for kv in fields.items() for x in kv]
+        return bool(self.redis.eval(script, 1, self.key("job", job_id), *flat))
+
+    def swap_keyed_timer(self, campaign_id: str, key: str, job_id: str | None) -> str | None:
+        """Make ``job_id`` the job under a timer key (None forgets the key); returns the
+        previous one. See :meth:`scheduler_service.context.JobHelpers.replace_timer`."""
+        name = self.key("timerkey", campaign_id, key)
+        previous = self.redis.getdel(name) if job_id is None else self.redis.getset(name, job_id)
+        return previous.decode() if previous else None
+
+    def keyed_timer(self, campaign_id: str, key: str) -> str | None:
+        """The job under a timer key, or None."""
+        value = self.redis.get(self.key("timerkey", campaign_id, key))
+        return value.decode() if value else None
+
     def running_records(self, limit: int) -> list[tuple[str, str, int, str, str]]:
         """``(id, type, running since ms, queue, redis message id)`` of up to ``limit``
         ``running`` jobs, oldest created first."""

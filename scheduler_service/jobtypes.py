@@ -12,6 +12,8 @@ from typing import Any, Callable, Mapping
 
 from pydantic import BaseModel, ConfigDict
 
+from .context import JobHelpers
+
 #: Priority of a job whose type names none (the upstream NORMAL).
 DEFAULT_PRIORITY = 5
 #: Lowest and highest priorities; higher runs first.
@@ -125,16 +127,47 @@ class Reaction:
 
 @dataclass(frozen=True)
 class Rule:
-    """A simulation rule of a settlement/structure unit (see the simulation engine)."""
+    """A simulation rule of a settlement unit (see :mod:`scheduler_service.simulation`).
+
+    A rule works on one kind of entity of the unit (the settlement, or each structure). It is
+    *recurring* when it has ``interval`` (due at its bookkeeping time plus the interval) or
+    *one-shot* when it has ``due`` (due when that says). Every callable takes the entity and
+    the whole unit (a :class:`~scheduler_service.simulation.Entity` and
+    :class:`~scheduler_service.simulation.Unit`), reads variables through the entity's
+    checked getters, and raises :class:`~scheduler_service.simulation.BadVariable` for a
+    variable of the wrong type (the rule is then skipped for that entity, with a warning).
+
+    Attributes:
+        name: upper-case identifier (``POPULATION_GROWTH``), unique across plugins.
+        entity: ``settlement`` or ``structure``.
+        order: tie-break order when occurrences fall due at the same time (lower first).
+        bookkeeping: the variable holding the due time of the last occurrence applied.
+        applies: ``applies(entity, unit) -> bool``: whether the rule runs for the entity now.
+        step: ``step(entity, unit, due_ms)``: apply one occurrence (changing the unit's
+            entities in place); the engine then sets ``bookkeeping`` to the due time.
+        interval: ``interval(entity, unit) -> minutes`` of a recurring rule.
+        due: ``due(entity, unit) -> epoch ms or None`` of a one-shot rule.
+        description: one sentence for the docs.
+    """
 
     name: str
     entity: str
     order: int
+    bookkeeping: str
+    applies: Callable[..., bool]
+    step: Callable[..., Any]
+    interval: Callable[..., float] | None = None
+    due: Callable[..., int | None] | None = None
     description: str = ""
-    interval: Callable[..., Any] | None = None
-    applies: Callable[..., Any] | None = None
-    step: Callable[..., Any] | None = None
     plugin: str = ""
+
+    def __post_init__(self):
+        if not _NAME_RE.match(self.name):
+            raise ValueError(f"rule name {self.name!r} must be UPPER_SNAKE_CASE")
+        if self.entity not in ("settlement", "structure"):
+            raise ValueError(f"rule {self.name}: entity must be settlement or structure")
+        if (self.interval is None) == (self.due is None):
+            raise ValueError(f"rule {self.name}: give interval (recurring) or due (one-shot)")
 
 
 @dataclass(frozen=True)
@@ -164,8 +197,9 @@ class HealthCheck:
 
 
 @dataclass(frozen=True)
-class JobContext:
-    """What a handler is given to do its work.
+class JobContext(JobHelpers):
+    """What a handler is given to do its work (plugins: see
+    :class:`~scheduler_service.context.JobContextProtocol` for what to rely on).
 
     Attributes:
         job_id: the job's id (stable across retries and redeliveries).
@@ -173,7 +207,8 @@ class JobContext:
         campaign_id: the campaign, or ``SYSTEM``.
         payload: the validated payload (an instance of the job type's model).
         attempt: 1 on the first run, 2 on the first retry, and so on.
-        services: the process's shared services (settings, API client, timers...).
+        services: the process's shared services; the core's own handlers use them, a
+            plugin uses the helpers instead (``api``, ``send_job``, ``campaign_time``...).
     """
 
     job_id: str
