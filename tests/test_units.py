@@ -1,0 +1,193 @@
+"""Settlement units through the real reference API, real Redis and (where jobs run) a real worker."""
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from scheduler_service.dispatch import send_job
+from scheduler_service.jobtypes import JobContext
+from scheduler_service.simulation import iso
+from scheduler_service.timers import pump_world
+from scheduler_service.units import UnitStore, run_unit, unit_key
+from scheduler_settlements import SettlementPayload
+from helpers import wait_for
+
+T = datetime(1800, 6, 1, 12, tzinfo=timezone.utc)
+
+
+def ms(dt):
+    return int(dt.timestamp() * 1000)
+
+
+@pytest.fixture
+def settings(make_settings, reference_api):
+    return make_settings(**reference_api.client_env())
+
+
+def first_seen(at=T):
+    stamp = iso(ms(at))
+    return {"population": 100, "lastResourceGenerationAt": stamp,
+            "lastPopulationGrowthAt": stamp, "lastLevelUpCheckAt": stamp}
+
+
+def temple(at=T, **extra):
+    stamp = iso(ms(at))
+    return {"health": 100, "lastMaintenanceAt": stamp, "lastUpgradeCheckAt": stamp, **extra}
+
+
+def read(reference_api, kind, entity_id):
+    query = f"query($id: ID!) {{ {kind}(id: $id) {{ id level variables version }} }}"
+    return reference_api.data(query, {"id": entity_id})[kind]
+
+
+def context(services, settlement_id, campaign_id, job_id="job-under-test"):
+    return JobContext(job_id=job_id, job_type="SETTLEMENT_GROWTH", campaign_id=campaign_id,
+                      payload=SettlementPayload(settlementId=settlement_id), attempt=1,
+                      services=services)
+
+
+def world(reference_api, structures=1, world_time=T + timedelta(minutes=180), **variables):
+    made = reference_api.make_world(world_time=world_time, structures=structures,
+                                    settlement_variables={**first_seen(), **variables},
+                                    structure_variables=temple())
+    return made["campaign"]["id"], made["settlements"][0], made["structures"]
+
+
+def test_a_unit_is_brought_up_to_its_world_clock_written_once_and_given_one_timer(
+        services, reference_api):
+    # Given a settlement first seen at T with one temple, and a clock at T + 180 minutes
+    camp, settlement, (structure,) = world(reference_api)
+    ctx = context(services, settlement["id"], camp)
+    # When its unit is brought up to date
+    result = run_unit(ctx, settlement["id"])
+    # Then RULES.md's worked example happened (plus one paid maintenance at T + 120)
+    s = read(reference_api, "settlement", settlement["id"])
+    assert s["variables"]["population"] == 115
+    assert s["variables"]["resources"] == {"food": 30, "gold": 14, "materials": 9}
+    assert s["version"] == settlement["version"] + 1
+    assert result["occurrences"] == {"RESOURCE_GENERATION": 3, "POPULATION_GROWTH": 3,
+                                     "MAINTENANCE_DUE": 1}
+    assert sorted(result["written"]) == sorted([settlement["id"], structure["id"]])
+    # and its one timer waits on the world clock for the next occurrence, T + 240
+    assert result["nextDue"] == iso(ms(T + timedelta(minutes=240)))
+    timer_id = services.jobs.keyed_timer(camp, unit_key(settlement["id"]))
+    timer = services.jobs.get(timer_id)
+    assert timer["state"] == "scheduled" and timer["runAtWorldTime"] == result["nextDue"]
+    assert timer["type"] == "SETTLEMENT_GROWTH" and timer["payload"] == {"settlementId": settlement["id"]}
+    # A second run at the same clock writes nothing and keeps the same timer
+    again = run_unit(ctx, settlement["id"])
+    assert again["written"] == [] and again["steps"] == 0
+    assert read(reference_api, "settlement", settlement["id"])["version"] == s["version"]
+    assert services.jobs.keyed_timer(camp, unit_key(settlement["id"])) == timer_id
+    assert services.jobs.get(timer_id)["state"] == "scheduled"
+
+
+def test_the_unit_timer_fires_on_the_world_clock_and_is_replaced_not_piled_up(
+        services, worker, reference_api):
+    camp, settlement, _ = world(reference_api, structures=0)
+    job, _ = send_job(services, "SETTLEMENT_GROWTH", camp, {"settlementId": settlement["id"]})
+    wait_for(lambda: services.jobs.get(job["id"])["state"] == "succeeded", timeout=20)
+    first_timer = services.jobs.keyed_timer(camp, unit_key(settlement["id"]))
+    # When the world clock passes the timer's due time (T + 240) and the timers are pumped
+    reference_api.advance(camp, T + timedelta(minutes=300))
+    pump_world(services.jobs, camp, ms(T + timedelta(minutes=300)))
+    wait_for(lambda: services.jobs.get(first_timer)["state"] == "succeeded", timeout=20,
+             message="the unit timer's job")
+    # Then the unit moved on to T + 300 and exactly one new timer waits (T + 360)
+    s = read(reference_api, "settlement", settlement["id"])
+    assert s["variables"]["lastPopulationGrowthAt"] == iso(ms(T + timedelta(minutes=300)))
+    second_timer = services.jobs.keyed_timer(camp, unit_key(settlement["id"]))
+    assert second_timer != first_timer
+    waiting = [j for j in services.jobs.list(state="scheduled", campaign_id=camp)[0]]
+    assert [j["id"] for j in waiting] == [second_timer]
+    assert waiting[0]["runAtWorldTime"] == iso(ms(T + timedelta(minutes=360)))
+
+
+def test_a_concurrent_edit_causes_conflict_and_the_unit_is_simulated_again(
+        services, reference_api):
+    camp, settlement, _ = world(reference_api, structures=0)
+    ctx = context(services, settlement["id"], camp)
+    api = ctx.api
+    real_update = api.update_settlement
+    edits = []
+
+    def edited_first(settlement_id, **kw):
+        if not edits:  # a game master changes the settlement between our read and our write
+            edits.append(reference_api.data(
+                "mutation($id: ID!, $i: UpdateSettlementInput!) { updateSettlement(id: $id, "
+                "input: $i) { version } }",
+                {"id": settlement_id, "i": {"expectedVersion": kw["expected_version"],
+                                            "variables": {"population": 200, "motto": "hold"}}}))
+        return real_update(settlement_id, **kw)
+
+    api.update_settlement = edited_first
+    try:
+        result = run_unit(ctx, settlement["id"])
+    finally:
+        api.update_settlement = real_update
+    # Then the edit was kept and the 3 growths applied to it, once: 200 -> 210 -> 220 -> 231
+    s = read(reference_api, "settlement", settlement["id"])
+    assert s["variables"]["motto"] == "hold" and s["variables"]["population"] == 231
+    assert s["version"] == settlement["version"] + 2
+    assert result["occurrences"]["POPULATION_GROWTH"] == 3
+
+
+def test_a_job_stopped_between_the_settlement_and_a_structure_write_ends_as_one_run_would(
+        services, reference_api):
+    # Given two units alike: one run straight through, one whose structure write dies
+    camp, straight, (straight_temple,) = world(reference_api)
+    other, broken, (broken_temple,) = world(reference_api)
+    run_unit(context(services, straight["id"], camp), straight["id"])
+    ctx = context(services, broken["id"], other)
+    api = ctx.api
+    real_update = api.update_structure
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("worker lost mid-plan")
+
+    api.update_structure = crash
+    try:
+        with pytest.raises(RuntimeError):
+            run_unit(ctx, broken["id"])
+    finally:
+        api.update_structure = real_update
+    half = read(reference_api, "structure", broken_temple["id"])
+    assert half["version"] == broken_temple["version"]  # the settlement was written, not it
+    assert UnitStore(services).plan(broken["id"]) is not None
+    # When the job is retried
+    retried = run_unit(ctx, broken["id"])
+    # Then the plan was finished, nothing was applied twice, and both units agree
+    assert UnitStore(services).plan(broken["id"]) is None
+    assert retried["steps"] == 0
+    for kind, a, b in [("settlement", straight["id"], broken["id"]),
+                       ("structure", straight_temple["id"], broken_temple["id"])]:
+        assert read(reference_api, kind, a)["variables"] == read(reference_api, kind, b)["variables"]
+    assert read(reference_api, "settlement", broken["id"])["variables"]["resources"]["gold"] == 14
+
+
+def test_past_simulation_max_steps_a_job_continues_in_another(make_settings, reference_api,
+                                                              redis_client):
+    from dramatiq import Worker
+
+    from scheduler_service.services import build_services
+
+    services = build_services(make_settings(**reference_api.client_env(SIMULATION_MAX_STEPS=4)))
+    worker = Worker(services.broker, worker_threads=1, worker_timeout=50)
+    worker.start()
+    try:
+        camp, settlement, _ = world(reference_api, structures=0,
+                                    world_time=T + timedelta(minutes=600))
+        job, _ = send_job(services, "SETTLEMENT_GROWTH", camp, {"settlementId": settlement["id"]})
+        # 10 resource + 10 population occurrences: 4 per job, so 5 jobs in all
+        wait_for(lambda: read(reference_api, "settlement", settlement["id"])["variables"]
+                 ["lastPopulationGrowthAt"] == iso(ms(T + timedelta(minutes=600))), timeout=30,
+                 message="the continuations to catch up")
+        wait_for(lambda: services.jobs.keyed_timer(camp, unit_key(settlement["id"])), timeout=10)
+    finally:
+        worker.stop()
+        services.close()
+    first = services.jobs.get(job["id"])
+    assert first["result"]["continued"] is True and first["result"]["steps"] == 4
+    s = read(reference_api, "settlement", settlement["id"])["variables"]
+    assert s["population"] == 158  # 100 grown 5 % ten times, floored each time
+    assert s["resources"] == {"food": 100, "gold": 50, "materials": 30}
