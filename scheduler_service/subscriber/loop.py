@@ -24,6 +24,7 @@ from ..reactions import ReactionContext, reactions_to
 from ..timers import pump_world
 from .messages import (
     PATTERNS,
+    WORLD_TIME_ADVANCED,
     InvalidMessage,
     WorldTimeAdvanced,
     actions_for,
@@ -64,6 +65,9 @@ class Subscriber:
         self.cap_s = self.settings.subscriber_reconnect_max_ms / 1000
         self.connected = threading.Event()
         self.reconnects = 0
+        #: Per campaign, the newest world-time message that arrived inside its cooldown
+        #: window, and when the window ends (monotonic seconds): its reactions run then.
+        self.trailing: dict[str, tuple[float, WorldTimeAdvanced]] = {}
 
     # -- one message -----------------------------------------------------------------------
 
@@ -96,10 +100,40 @@ class Subscriber:
             pump_world(self.services.jobs, message.campaign_id, actions.pump_world_to_ms)
         if actions.reactions is None:
             self.status.count("deduplicated")
-            logger.debug("world time of %s advanced inside its cooldown; timers pumped only",
-                         message.campaign_id, extra={"campaign_id": message.campaign_id})
+            self._defer(message)
+            logger.debug("world time of %s advanced inside its cooldown; timers pumped, "
+                         "reactions deferred to the window's end", message.campaign_id,
+                         extra={"campaign_id": message.campaign_id})
             return
         self.react(actions.reactions, message)
+
+    def _defer(self, message: WorldTimeAdvanced) -> None:
+        """Keep the newest message of a window; its reactions run when the window ends."""
+        key = cooldown_key(self.prefix, message.campaign_id)
+        remaining_ms = self.services.redis.pttl(key)
+        ends = time.monotonic() + max(remaining_ms, 0) / 1000
+        kept = self.trailing.get(message.campaign_id)
+        if kept is None or message.new_time_ms > kept[1].new_time_ms:
+            self.trailing[message.campaign_id] = (kept[0] if kept else ends, message)
+
+    def run_trailing(self, now: float | None = None) -> int:
+        """Run the reactions of windows that ended with a newer time than their first message.
+
+        Each claims the next window like a fresh message, so across replicas the trailing
+        reactions of a window run once; returns how many ran here.
+        """
+        now = time.monotonic() if now is None else now
+        ran = 0
+        for campaign, (ends, message) in list(self.trailing.items()):
+            if ends > now:
+                continue
+            del self.trailing[campaign]
+            if self.services.redis.set(cooldown_key(self.prefix, campaign), message.new_time_ms,
+                                       nx=True, px=self.settings.subscriber_cooldown_ms):
+                self.status.count("trailing")
+                self.react(WORLD_TIME_ADVANCED, message)
+                ran += 1
+        return ran
 
     def verify(self, message):
         """The message as far as the API confirms it, or None to drop it.
@@ -239,6 +273,8 @@ class Subscriber:
                     raise
                 except Exception:  # a bug must cost one message, not the subscription
                     logger.exception("could not handle a message on %s", item["channel"])
+            if self.trailing:
+                self.run_trailing()
             if time.monotonic() >= next_heartbeat:
                 self.status.heartbeat()
                 next_heartbeat = time.monotonic() + HEARTBEAT_S

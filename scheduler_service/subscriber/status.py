@@ -212,6 +212,9 @@ class SubscriberCollector:
             "pumped only to the API's time).")
         reconnects = CounterMetricFamily("scheduler_subscriber_reconnects",
                                          "Times a subscriber reconnected to Redis after losing it.")
+        trailing = CounterMetricFamily(
+            "scheduler_subscriber_world_time_trailing_reactions",
+            "Windows whose newer time ran the world-time reactions once more at their end.")
         deduplicated = CounterMetricFamily(
             "scheduler_subscriber_world_time_deduplicated",
             "worldTimeAdvanced messages inside a campaign's cooldown window (timers pumped only).")
@@ -242,9 +245,10 @@ class SubscriberCollector:
                 errors.add_metric([rest], value)
         reconnects.add_metric([], stats.get("reconnects", 0))
         deduplicated.add_metric([], stats.get("deduplicated", 0))
+        trailing.add_metric([], stats.get("trailing", 0))
         clamped.add_metric([], stats.get("clamped", 0))
         connected.add_metric([], health.details.get("connected", 0))
         if stats.get("lastMessageAt"):
             last.add_metric([], stats["lastMessageAt"] / 1000)
-        yield from (received, invalid, dropped, clamped, reconnects, deduplicated, errors,
+        yield from (received, invalid, dropped, clamped, reconnects, deduplicated, trailing, errors,
                     connected, last)

@@ -132,6 +132,38 @@ def test_a_burst_of_50_messages_for_one_campaign_makes_one_expiration_job(
         services.close()
 
 
+def test_an_advance_inside_the_cooldown_runs_the_reactions_once_more_at_its_end(
+        make_settings, reference_api, subscribers, redis_client):
+    from dramatiq import Worker
+
+    services = build_services(make_settings(**reference_api.client_env(
+        SUBSCRIBER_COOLDOWN_MS=8000, EVENT_EXPIRATION_GRACE_MINUTES=0)))
+    worker = Worker(services.broker, worker_threads=2, worker_timeout=50)
+    worker.start()
+    try:
+        subscribers.start(services)
+        camp = reference_api.make_campaign(world_time=NOW)["id"]
+        early = reference_api.make_event(camp, scheduled_at=NOW + timedelta(hours=1))["id"]
+        late = reference_api.make_event(camp, scheduled_at=NOW + timedelta(hours=3))["id"]
+        # When the clock advances, its expiration runs, and the clock advances again within
+        # the same cooldown window (8 s)
+        reference_api.advance(camp, NOW + timedelta(hours=2))
+        wait_for(lambda: completed(reference_api, early), timeout=20, message="the first expiry")
+        assert not completed(reference_api, late)
+        reference_api.advance(camp, NOW + timedelta(hours=4))
+        # Then the newer time is not dropped: its reactions run at the window's end
+        wait_for(lambda: completed(reference_api, late), timeout=30,
+                 message="the trailing expiry of the newer time")
+        assert len(expiration_jobs(services, camp)) == 2
+        counted = stats(services)
+        # every deduplicated window ended with one trailing run (none if the second advance
+        # came after the window on a very slow machine)
+        assert counted.get("trailing", 0) == counted.get("deduplicated", 0) <= 1
+    finally:
+        worker.stop()
+        services.close()
+
+
 def metric_samples(text):
     samples = {}
     for family in text_string_to_metric_families(text):
