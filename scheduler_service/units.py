@@ -294,3 +294,35 @@ def _fan_out(ctx) -> dict:
         ctx.send_job(ctx.job_type, {}, campaign_id=campaign.id,
                      idempotency_key=f"{ctx.job_type}:{ctx.job_id}:{campaign.id}")
     return {"campaigns": len(campaigns)}
+
+
+#: Variables a preview reports for each kind of entity (beside ``level``).
+PREVIEWED = {"settlement": ("population", "resources"),
+             "structure": ("health", "isOperational", "upgradeAvailable",
+                           "constructionCompletedAt")}
+
+
+def _entity_preview(before: Entity, after: Entity) -> dict:
+    shown = {"id": after.id}
+    if after.type is not None:
+        shown["type"] = after.type
+    if before.level != after.level:
+        shown["level"] = {"from": before.level, "to": after.level}
+    for name in PREVIEWED[after.kind]:
+        old, new = before.variables.get(name), after.variables.get(name)
+        if old != new:
+            shown[name] = {"from": old, "to": new}
+    return shown
+
+
+def preview_unit(unit: Unit, rules, until_ms: int, max_steps: int) -> dict:
+    """What bringing ``unit`` up to ``until_ms`` would change; nothing is written."""
+    outcome = simulate(unit, rules, until_ms, max_steps)
+    before = {e.id: e for e in [unit.settlement, *unit.structures]}
+    structures = [_entity_preview(before[s.id], s) for s in outcome.unit.structures]
+    return {"settlementId": unit.settlement.id,
+            "settlement": _entity_preview(unit.settlement, outcome.unit.settlement),
+            "structures": [s for s in structures if len(s) > 2 or "level" in s],
+            "occurrences": outcome.occurrences,
+            "warnings": [w["message"] for w in outcome.warnings],
+            "complete": outcome.complete}

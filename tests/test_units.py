@@ -191,3 +191,49 @@ def test_past_simulation_max_steps_a_job_continues_in_another(make_settings, ref
     s = read(reference_api, "settlement", settlement["id"])["variables"]
     assert s["population"] == 158  # 100 grown 5 % ten times, floored each time
     assert s["resources"] == {"food": 100, "gold": 50, "materials": 30}
+
+
+AUTH = {"Authorization": "Bearer dev-token"}
+
+
+def test_a_preview_shows_exactly_what_the_advance_then_writes(services, reference_api):
+    from scheduler_service.web import create_app
+
+    client = create_app(services=services).test_client()
+    camp, settlement, (structure,) = world(reference_api, world_time=T)
+    until = T + timedelta(hours=20)
+    before = read(reference_api, "settlement", settlement["id"])
+    # When a game master previews the next 20 hours
+    r = client.post(f"/api/v1/campaigns/{camp}/preview", json={"until": iso(ms(until))},
+                    headers=AUTH)
+    assert r.status_code == 200
+    body = r.get_json()
+    assert body["unitsTotal"] == 1 and body["unitsChanged"] == 1 and body["clock"] == "world"
+    (unit,) = body["units"]
+    # Then nothing was written
+    assert read(reference_api, "settlement", settlement["id"]) == before
+    # and advancing the clock to that time writes exactly what the preview showed
+    reference_api.advance(camp, until)
+    result = run_unit(context(services, settlement["id"], camp), settlement["id"])
+    after = read(reference_api, "settlement", settlement["id"])["variables"]
+    temple_after = read(reference_api, "structure", structure["id"])["variables"]
+    assert unit["occurrences"] == result["occurrences"]
+    assert unit["settlement"]["population"] == {"from": 100, "to": after["population"]}
+    assert unit["settlement"]["resources"]["to"] == after["resources"]
+    assert temple_after["upgradeAvailable"] is True and temple_after["health"] == 100
+    assert unit["structures"] == [{"id": structure["id"], "type": "temple",
+                                   "upgradeAvailable": {"from": None, "to": True}}]
+
+
+def test_preview_errors_name_the_problem(services, reference_api):
+    from scheduler_service.web import create_app
+
+    client = create_app(services=services).test_client()
+    camp, _, _ = world(reference_api, world_time=T)
+    r = client.post(f"/api/v1/campaigns/{camp}/preview", json={"until": iso(ms(T) - 1)}, headers=AUTH)
+    assert r.status_code == 400 and r.get_json()["error"]["details"][0]["field"] == "until"
+    r = client.post(f"/api/v1/campaigns/{camp}/preview", json={"until": "soon"}, headers=AUTH)
+    assert r.status_code == 400 and r.get_json()["error"]["details"][0]["field"] == "until"
+    r = client.post("/api/v1/campaigns/nope/preview", json={"until": iso(ms(T))}, headers=AUTH)
+    assert r.status_code == 404
+    assert client.post(f"/api/v1/campaigns/{camp}/preview", json={"until": iso(ms(T))}).status_code == 401

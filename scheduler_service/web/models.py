@@ -306,3 +306,55 @@ class WorldClockReset(BaseModel):
 
     previousWorldTime: Optional[str]
     clock: WorldClock
+
+
+# -- campaign preview -----------------------------------------------------------------
+
+class PreviewRequest(_Strict):
+    """How far to run the campaign's clock in the preview."""
+
+    until: str = Field(description="A time on the campaign's clock (ISO-8601 with offset), "
+                                   "not before its current time.")
+
+    _time = field_validator("until")(_check_timestamp)
+
+
+class Change(BaseModel):
+    """One value before and after."""
+
+    from_: Any = Field(alias="from")
+    to: Any
+
+
+class EntityPreview(BaseModel):
+    """What would change on one settlement or structure (only what changes is given)."""
+
+    model_config = ConfigDict(extra="allow")
+    id: str
+    type: Optional[str] = None
+    level: Optional[Change] = None
+
+
+class UnitPreview(BaseModel):
+    """One settlement with its structures."""
+
+    settlementId: str
+    settlement: EntityPreview
+    structures: list[EntityPreview]
+    occurrences: dict[str, int] = Field(description="Rule occurrences that would apply, by rule.")
+    warnings: list[str] = Field(description="Rules that would be skipped for a bad variable.")
+    complete: bool = Field(description="False when SIMULATION_MAX_STEPS would stop the unit's job "
+                                       "before until (a follow-up job would finish it).")
+
+
+class CampaignPreview(BaseModel):
+    """What advancing the campaign's clock to ``until`` would change; nothing was written."""
+
+    campaignId: str
+    clock: Literal["world", "wall"]
+    now: str = Field(description="The campaign's clock when the preview ran.")
+    until: str
+    unitsTotal: int
+    unitsChanged: int
+    truncated: bool = Field(description="More units would change than are listed.")
+    units: list[UnitPreview] = Field(description="The units that would change, at most 1000.")
