@@ -136,3 +136,39 @@ def child_env(base_env, plugin_paths):
 
     return make
 
+
+
+class RunningSubscribers:
+    """Subscribers running in threads of this process; stopped at the end of the test."""
+
+    def __init__(self):
+        self.started = []
+
+    def start(self, services, instance_id=None):
+        import threading
+
+        from helpers import wait_for
+        from scheduler_service.subscriber import Subscriber
+
+        sub = Subscriber(services, instance_id)
+        stop = threading.Event()
+        thread = threading.Thread(target=sub.run, args=(stop,), daemon=True)
+        thread.start()
+        self.started.append((sub, stop, thread))
+        wait_for(sub.connected.is_set, timeout=15, message="the subscriber to connect")
+        return sub
+
+    def stop(self):
+        for _, stop, thread in self.started:
+            stop.set()
+        for _, _, thread in self.started:
+            thread.join(15)
+            assert not thread.is_alive()
+
+
+@pytest.fixture
+def subscribers():
+    """Start subscribers in threads: ``subscribers.start(services)``; all stopped afterwards."""
+    running = RunningSubscribers()
+    yield running
+    running.stop()

@@ -237,3 +237,53 @@ def test_preview_errors_name_the_problem(services, reference_api):
     r = client.post("/api/v1/campaigns/nope/preview", json={"until": iso(ms(T))}, headers=AUTH)
     assert r.status_code == 404
     assert client.post(f"/api/v1/campaigns/{camp}/preview", json={"until": iso(ms(T))}).status_code == 401
+
+
+def _unit_state(reference_api, settlement_id):
+    s = read(reference_api, "settlement", settlement_id)
+    structures = reference_api.data(
+        "query($id: ID!) { structuresBySettlement(settlementId: $id) { type level variables } }",
+        {"id": settlement_id})["structuresBySettlement"]
+    return s["level"], s["variables"], sorted((t["type"], t["level"], sorted(t["variables"].items()))
+                                                for t in structures)
+
+
+@pytest.mark.slow
+def test_one_advance_and_a_split_advance_end_alike_through_the_whole_service(
+        services, worker, subscribers, reference_api):
+    # Given two identical campaigns at T, each with a settlement, a temple and a market being built
+    def build():
+        made = reference_api.make_world(world_time=T, settlement_variables=first_seen())
+        sid = made["settlements"][0]["id"]
+        reference_api.make_structure(sid, "temple", variables=temple(health=60))
+        reference_api.make_structure(sid, "market", variables={
+            "constructionStartedAt": iso(ms(T)), "constructionDurationMinutes": 600,
+            "isOperational": False})
+        return made["campaign"]["id"], sid
+
+    subscribers.start(services)
+    (one, one_sid), (split, split_sid) = build(), build()
+    for camp, sid in ((one, one_sid), (split, split_sid)):  # their unit timers are placed
+        wait_for(lambda: services.jobs.keyed_timer(camp, unit_key(sid)), timeout=30,
+                 message="the unit's first timer")
+    end = T + timedelta(days=2)
+
+    def reached(sid, when):
+        return read(reference_api, "settlement", sid)["variables"]["lastResourceGenerationAt"] == \
+            iso(ms(when))
+
+    # When one campaign advances by two days at once, the other in four steps of 12 hours
+    reference_api.advance(one, end)
+    for hours in (12, 24, 36, 48):
+        reference_api.advance(split, T + timedelta(hours=hours))
+        wait_for(lambda: reached(split_sid, T + timedelta(hours=hours)), timeout=60,
+                 message=f"the split campaign's unit at +{hours}h")
+    wait_for(lambda: reached(one_sid, end), timeout=60, message="the one-step campaign's unit")
+    wait_for(lambda: not services.jobs.list(state="queued")[0]
+             and not services.jobs.list(state="running")[0], timeout=30, message="quiet")
+    # Then both units are in the same state, the market built and the temple maintained
+    assert _unit_state(reference_api, one_sid) == _unit_state(reference_api, split_sid)
+    level, variables, structures = _unit_state(reference_api, one_sid)
+    market = dict(next(s[2] for s in structures if s[0] == "market"))
+    assert market["isOperational"] is True and market["constructionCompletedAt"] == iso(ms(T) + 600 * 60_000)
+    assert variables["population"] > 100

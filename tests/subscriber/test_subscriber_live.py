@@ -1,7 +1,6 @@
 """The subscriber on a real Redis, fed by the live reference API, with a real worker."""
 
 import json
-import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -13,7 +12,6 @@ from scheduler_service.jobstore import parse_iso_ms
 from scheduler_service.jobtypes import Reaction
 from scheduler_service.plugins import build_registry, make_plugin_manager
 from scheduler_service.services import build_services
-from scheduler_service.subscriber import Subscriber
 from scheduler_service.subscriber.status import read_instances, read_stats
 from scheduler_service.web import create_app
 from helpers import wait_for
@@ -28,36 +26,6 @@ def ms(dt):
 @pytest.fixture
 def settings(make_settings, reference_api):
     return make_settings(**reference_api.client_env())
-
-
-class Running:
-    """Subscribers running in threads of this process; stopped at the end of the test."""
-
-    def __init__(self):
-        self.started = []
-
-    def start(self, services, instance_id=None):
-        sub = Subscriber(services, instance_id)
-        stop = threading.Event()
-        thread = threading.Thread(target=sub.run, args=(stop,), daemon=True)
-        thread.start()
-        self.started.append((sub, stop, thread))
-        wait_for(sub.connected.is_set, timeout=15, message="the subscriber to connect")
-        return sub
-
-    def stop(self):
-        for _, stop, thread in self.started:
-            stop.set()
-        for _, _, thread in self.started:
-            thread.join(15)
-            assert not thread.is_alive()
-
-
-@pytest.fixture
-def subscribers():
-    running = Running()
-    yield running
-    running.stop()
 
 
 def completed(api, event_id):
