@@ -80,6 +80,9 @@ class Sweep:
         description: one sentence for the docs and ``GET /schedules``.
         campaign_id: campaign of the enqueued job; ``SYSTEM`` means every campaign.
         payload: payload of the enqueued job.
+        run_on_first_start: when no leader has ever run the sweep, the first leader runs its
+            latest tick at once instead of waiting for the next (a new deployment places
+            every unit's timer without waiting for the top of the hour).
     """
 
     name: str
@@ -89,6 +92,7 @@ class Sweep:
     description: str = ""
     campaign_id: str = "SYSTEM"
     payload: Mapping[str, Any] = field(default_factory=dict)
+    run_on_first_start: bool = False
     plugin: str = ""
 
     def __post_init__(self):

@@ -196,7 +196,8 @@ class CronProcess:
         self._leader_since = None
 
     def _catch_up(self) -> None:
-        """Fire, once, each sweep's latest tick that no leader enqueued, if within the grace."""
+        """Fire, once, each sweep's latest tick that no leader enqueued, if within the grace;
+        and the latest tick of a sweep that never ran, if it asks to (``run_on_first_start``)."""
         try:
             self.sync(force=True)
             now = datetime.now(UTC)
@@ -206,7 +207,13 @@ class CronProcess:
                 trigger = state.trigger()
                 due = latest_fire_time(trigger, now)
                 last_tick, _ = self.store.run_info(name)
-                if due is None or last_tick is None:
+                if due is None:
+                    continue
+                if last_tick is None:
+                    if self.services.registry.sweeps[name].run_on_first_start:
+                        logger.info("sweep %s: never ran; running its latest tick %s now", name,
+                                    iso_seconds(due), extra={"sweep": name, "tick": iso_seconds(due)})
+                        self.fire(name, origin="catch-up", tick=due)
                     continue  # never ran: nothing was missed
                 if to_ms(due) <= max(last_tick, state.changed_at_ms or 0):
                     continue

@@ -11,6 +11,8 @@ Test hooks (only when ``REFERENCE_API_TEST_HOOKS`` is on, which production refus
 * ``x-test-delay-ms: N``: sleep N milliseconds (at most 60000) before answering;
 * ``x-test-fail-status: 5xx``: answer with that HTTP status and an ``INTERNAL`` error;
 * ``x-test-error-code: CODE``: answer HTTP 200 with one error of that code, executing nothing.
+* ``GET /test-hooks/operations``: how many requests were served per ``operationName`` since
+  the start (benchmarks count the API calls of each side with it);
 * ``POST /test-hooks/stall`` ``{"field": "executeEffect", "ms": 3000, "times": 1}``: the next
   ``times`` requests that resolve that root field are executed and committed, then held ``ms``
   milliseconds before the answer; a client that dies meanwhile never learns of its success
@@ -23,6 +25,7 @@ import hmac
 import logging
 import threading
 import time
+from collections import Counter
 from functools import lru_cache
 
 from flask import Flask, jsonify, request
@@ -155,12 +158,21 @@ def create_app(settings, store: Store | None = None, publisher: Publisher | None
 
     stalls: dict[str, list[int]] = {}
     stall_lock = threading.Lock()
+    served: Counter = Counter()
 
     @app.get("/health")
     def health():
         return {"status": "ok"}
 
     if hooks:
+        @app.get("/test-hooks/operations")
+        def operations():
+            presented = _presented_key()
+            if presented is None or not hmac.compare_digest(presented.encode(), expected_key):
+                return _error("missing or wrong API key", errors.UNAUTHENTICATED, 401)
+            with stall_lock:
+                return dict(served)
+
         @app.post("/test-hooks/stall")
         def stall():
             presented = _presented_key()
@@ -209,6 +221,9 @@ def create_app(settings, store: Store | None = None, publisher: Publisher | None
         operation = body.get("operationName")
         if operation is not None and not isinstance(operation, str):
             return _error('"operationName" must be a string', errors.BAD_USER_INPUT, 400)
+        if hooks:
+            with stall_lock:
+                served[operation or "anonymous"] += 1
 
         document, problems = _document(body["query"])
         if problems:

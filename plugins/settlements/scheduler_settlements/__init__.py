@@ -138,7 +138,8 @@ def register_sweeps():
     return [Sweep("settlement-growth", "RECALCULATE_SETTLEMENT_SCHEDULES", "0 * * * *",
                   "CRON_SETTLEMENT_GROWTH",
                   "Re-places every settlement unit's timer (the slow path behind the timers "
-                  "and the entityModified reaction).")]
+                  "and the entityModified reaction).",
+                  run_on_first_start=True)]
 
 
 @hookimpl

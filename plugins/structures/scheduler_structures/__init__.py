@@ -137,7 +137,8 @@ def register_job_types():
 def register_sweeps():
     return [Sweep("structure-maintenance", "RECALCULATE_STRUCTURE_SCHEDULES", "0 * * * *",
                   "CRON_STRUCTURE_MAINTENANCE",
-                  "Re-places every unit's timer for the structure rules (the slow path).")]
+                  "Re-places every unit's timer for the structure rules (the slow path).",
+                  run_on_first_start=True)]
 
 
 @hookimpl
