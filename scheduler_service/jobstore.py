@@ -143,6 +143,9 @@ class JobStore:
         self._create = redis.register_script(CREATE)
         self._pump = redis.register_script(PUMP)
         self._transition = redis.register_script(TRANSITION)
+        self._set_existing = redis.register_script(
+            "if redis.call('exists', KEYS[1]) == 1 then "
+            "redis.call('hset', KEYS[1], unpack(ARGV)) return 1 end return 0")
 
     # -- keys ------------------------------------------------------------------------
     def key(self, *parts) -> str:
@@ -325,9 +328,8 @@ class JobStore:
 
     def set_internal(self, job_id: str, **fields) -> bool:
         """Set internal fields of an existing record (a handler's checkpoint); False if gone."""
-        script = "if redis.call('exists', KEYS[1]) == 1 then redis.call('hset', KEYS[1], unpack(ARGV)) return 1 end return 0"
         flat = [x for kv in fields.items() for x in kv]
-        return bool(self.redis.eval(script, 1, self.key("job", job_id), *flat))
+        return bool(self._set_existing(keys=[self.key("job", job_id)], args=flat))
 
     def swap_keyed_timer(self, campaign_id: str, key: str, job_id: str | None) -> str | None:
         """Make ``job_id`` the job under a timer key (None forgets the key); returns the

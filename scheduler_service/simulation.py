@@ -55,10 +55,18 @@ class BadVariable(Exception):
         self.entity = entity
 
 
+#: Bookkeeping texts already parsed (text -> epoch ms): a unit's simulation reads each one
+#: many times, and writes each due time once (see :func:`iso`).
+_PARSED: dict[str, int] = {}
+
+
 def iso(ms: int) -> str:
     """Epoch ms as ISO-8601 UTC with milliseconds (how bookkeeping times are written)."""
     moment = _EPOCH + timedelta(milliseconds=ms)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    text = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if len(_PARSED) <= 100_000:
+        _PARSED[text] = ms
+    return text
 
 
 def parse_time(text: Any, variable: str) -> int:
@@ -159,14 +167,21 @@ class Entity:
         return list(value)
 
     def time(self, name: str) -> int | None:
-        """An ISO-8601 time as epoch ms, None when missing."""
+        """An ISO-8601 time as epoch ms, None when missing (parsed once per distinct text)."""
         value = self.variables.get(name)
         if value is None:
             return None
+        parsed = _PARSED.get(value) if isinstance(value, str) else None
+        if parsed is not None:
+            return parsed
         try:
-            return parse_time(value, name)
+            parsed = parse_time(value, name)
         except BadVariable as e:
             raise BadVariable(name, value, e.reason, self) from None
+        if len(_PARSED) > 100_000:
+            _PARSED.clear()
+        _PARSED[value] = parsed
+        return parsed
 
 
 @dataclass

@@ -66,17 +66,19 @@ def read_unit(api, settlement_id: str) -> tuple[object, Unit] | None:
 class UnitStore:
     """The Redis side of units: the per-unit lock, the pending plan, own-write marks."""
 
+    _UNLOCK = ("if redis.call('get', KEYS[1]) == ARGV[1] then "
+               "return redis.call('del', KEYS[1]) end return 0")
+
     def __init__(self, services):
         self.redis = services.redis
         self.prefix = f"{services.settings.redis_namespace}:unit:"
+        self._unlock = self.redis.register_script(self._UNLOCK)
 
     def lock(self, settlement_id: str, owner: str, ttl_ms: int) -> bool:
         return bool(self.redis.set(f"{self.prefix}lock:{settlement_id}", owner, nx=True, px=ttl_ms))
 
     def unlock(self, settlement_id: str, owner: str) -> None:
-        script = ("if redis.call('get', KEYS[1]) == ARGV[1] then "
-                  "return redis.call('del', KEYS[1]) end return 0")
-        self.redis.eval(script, 1, f"{self.prefix}lock:{settlement_id}", owner)
+        self._unlock(keys=[f"{self.prefix}lock:{settlement_id}"], args=[owner])
 
     def plan(self, settlement_id: str) -> dict | None:
         raw = self.redis.get(f"{self.prefix}plan:{settlement_id}")

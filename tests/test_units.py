@@ -287,3 +287,27 @@ def test_one_advance_and_a_split_advance_end_alike_through_the_whole_service(
     market = dict(next(s[2] for s in structures if s[0] == "market"))
     assert market["isOperational"] is True and market["constructionCompletedAt"] == iso(ms(T) + 600 * 60_000)
     assert variables["population"] > 100
+
+
+def test_a_checkpoint_is_kept_with_its_job_and_a_keyed_timer_replaces_the_last(services):
+    from scheduler_service.jobstore import now_ms, parse_iso_ms
+
+    job, _ = send_job(services, "PING", "c1", {}, run_at_ms=now_ms() + 3_600_000)
+    ctx = JobContext(job_id=job["id"], job_type="PING", campaign_id="c1",
+                     payload=SettlementPayload(settlementId="x"), attempt=1, services=services)
+    assert ctx.load_checkpoint() is None
+    ctx.save_checkpoint({"written": ["s1"], "step": 3})
+    assert ctx.load_checkpoint() == {"written": ["s1"], "step": 3}
+    ctx.save_checkpoint(None)
+    assert ctx.load_checkpoint() is None
+    # One waiting job per key: a new due time cancels the previous one, the same keeps it
+    first = ctx.replace_timer("probe", "PING", {}, due_ms=now_ms() + 60_000, clock="wall")
+    same = ctx.replace_timer("probe", "PING", {}, due_ms=parse_iso_ms(first["runAt"]),
+                             clock="wall")
+    assert same["id"] == first["id"] and services.jobs.get(first["id"])["state"] == "scheduled"
+    second = ctx.replace_timer("probe", "PING", {}, due_ms=now_ms() + 120_000, clock="wall")
+    assert services.jobs.get(first["id"])["state"] == "cancelled"
+    assert services.jobs.keyed_timer("c1", "probe") == second["id"]
+    assert ctx.clear_timer("probe") is True
+    assert services.jobs.get(second["id"])["state"] == "cancelled"
+    assert services.jobs.keyed_timer("c1", "probe") is None
