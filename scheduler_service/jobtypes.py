@@ -140,6 +140,9 @@ class Rule:
     :class:`~scheduler_service.simulation.Unit`), reads variables through the entity's
     checked getters, and raises :class:`~scheduler_service.simulation.BadVariable` for a
     variable of the wrong type (the rule is then skipped for that entity, with a warning).
+    ``applies``, ``interval`` and ``due`` read only the entity itself (its variables and
+    level); ``step`` may change the entity and the unit's settlement, nothing else. The engine
+    relies on both to recompute only what a step can have moved.
 
     Attributes:
         name: upper-case identifier (``POPULATION_GROWTH``), unique across plugins.

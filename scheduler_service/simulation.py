@@ -264,38 +264,53 @@ def simulate(unit: Unit, rules, now_ms: int, max_steps: int = DEFAULT_MAX_STEPS)
             "message": f"{rule.name} skipped for {entity.kind} {entity.id}: "
                        f"{holder.kind} {holder.id}'s {error}"}
 
-    def first_sight(at_ms: int):
-        for rule in rules:
-            if rule.interval is None:
+    pairs = [(rule, entity) for rule in rules for entity in unit.entities(rule.entity)]
+    of_entity: dict[str, list[int]] = {}
+    for index, (_, entity) in enumerate(pairs):
+        of_entity.setdefault(entity.id, []).append(index)
+    dues: list[tuple | None] = [None] * len(pairs)
+
+    def refresh(indices) -> None:
+        """Recompute the due keys of these (rule, entity) pairs from the current state."""
+        for index in indices:
+            rule, entity = pairs[index]
+            dues[index] = None
+            if (rule.name, entity.id) in skipped:
                 continue
-            for entity in unit.entities(rule.entity):
-                if (rule.name, entity.id) in skipped or rule.bookkeeping in entity.variables:
-                    continue
-                try:
-                    if rule.applies(entity, unit):
-                        entity.variables[rule.bookkeeping] = iso(at_ms)
-                except BadVariable as e:
-                    skip(rule, entity, e)
+            try:
+                due = _due(rule, entity, unit)
+            except BadVariable as e:
+                skip(rule, entity, e)
+                continue
+            if due is not None:
+                dues[index] = (due, rule.order, entity.kind != "settlement", entity.id)
+
+    def first_sight(at_ms: int) -> set[str]:
+        """Start the cadence of applicable recurring rules that have none; returns the ids of
+        the entities it changed."""
+        changed = set()
+        for rule, entity in pairs:
+            if rule.interval is None or (rule.name, entity.id) in skipped \
+                    or rule.bookkeeping in entity.variables:
+                continue
+            try:
+                if rule.applies(entity, unit):
+                    entity.variables[rule.bookkeeping] = iso(at_ms)
+                    changed.add(entity.id)
+            except BadVariable as e:
+                skip(rule, entity, e)
+        return changed
 
     def earliest(limit_ms: int | None):
-        best = None
-        for rule in rules:
-            for entity in unit.entities(rule.entity):
-                if (rule.name, entity.id) in skipped:
-                    continue
-                try:
-                    due = _due(rule, entity, unit)
-                except BadVariable as e:
-                    skip(rule, entity, e)
-                    continue
-                if due is None or (limit_ms is not None and due > limit_ms):
-                    continue
-                key = (due, rule.order, entity.kind != "settlement", entity.id)
-                if best is None or key < best[0]:
-                    best = (key, rule, entity)
-        return best
+        candidates = [(key, i) for i, key in enumerate(dues)
+                      if key is not None and (limit_ms is None or key[0] <= limit_ms)]
+        if not candidates:
+            return None
+        key, index = min(candidates)
+        return key, pairs[index][0], pairs[index][1]
 
     first_sight(now_ms)
+    refresh(range(len(pairs)))
     steps = 0
     complete = True
     while True:
@@ -310,11 +325,16 @@ def simulate(unit: Unit, rules, now_ms: int, max_steps: int = DEFAULT_MAX_STEPS)
             rule.step(entity, unit, due)
         except BadVariable as e:
             skip(rule, entity, e)
+            refresh(of_entity[entity.id])
             continue
         entity.variables[rule.bookkeeping] = iso(due)
         occurrences[rule.name] += 1
         steps += 1
-        first_sight(due)
+        # A step changes its own entity and perhaps the settlement (a structure spends its
+        # resources); dues are read from an entity's own state only (see Rule), so only
+        # theirs can have moved.
+        touched = {entity.id, unit.settlement.id} | first_sight(due)
+        refresh(i for entity_id in touched for i in of_entity.get(entity_id, ()))
     upcoming = earliest(None) if complete else found
     next_due = None if upcoming is None else upcoming[0][0]
     return Outcome(unit=unit, occurrences=dict(occurrences), warnings=list(skipped.values()),

@@ -235,12 +235,9 @@ def _run_locked(ctx, api, store, settlement_id) -> dict:
 
 def _due_world_time(ctx) -> int | None:
     """The world time this job was due at (a unit timer), which the clock has reached."""
-    from .jobstore import parse_iso_ms
-
-    record = ctx.get_job(ctx.job_id)
-    due = record.get("runAtWorldTime") if record else None
+    (due,) = ctx.services.jobs.get_internal(ctx.job_id, "runAtWorldTime")
     try:
-        return parse_iso_ms(due) if due else None
+        return int(due) if due else None
     except ValueError:
         return None
 
