@@ -55,11 +55,11 @@ def structure_entity(s) -> Entity:
 
 
 def read_unit(api, settlement_id: str) -> tuple[object, Unit] | None:
-    """``(settlement, unit)`` as the API has them now, or None when the settlement is gone."""
-    settlement = api.settlement(settlement_id)
-    if settlement is None:
+    """``(settlement, unit)`` as the API has them now (one request), or None when gone."""
+    found = api.unit(settlement_id)
+    if found is None:
         return None
-    structures = api.structures_by_settlement(settlement_id)
+    settlement, structures = found
     return settlement, Unit(settlement_entity(settlement), [structure_entity(s) for s in structures])
 
 
@@ -124,34 +124,44 @@ def _matches(entity, write) -> bool:
 
 
 def apply_plan(api, store: UnitStore, writes: list[dict], resumed: bool) -> bool:
-    """Write a plan; False when its first write met CONFLICT (read and simulate again).
+    """Write a plan, the settlement first; False when its first write met CONFLICT (read
+    and simulate again: nothing was written).
+
+    An entity that meets CONFLICT after a first write is read again and written over its
+    newer version (the plan's keys win, the other writer's stay).
 
     Raises:
-        Conflict: the entity kept changing under us (the job is retried).
+        Conflict: an entity kept changing under us (the job is retried).
     """
     store.mark_written(w["id"] for w in writes)
-    written = 0
-    for write in writes:
+    for position, write in enumerate(writes):
         update = api.update_settlement if write["kind"] == "settlement" else api.update_structure
-        read = api.settlement if write["kind"] == "settlement" else api.structure
-        expected = write["expectedVersion"]
-        for _ in range(CONFLICT_ATTEMPTS):
-            try:
-                update(write["id"], expected_version=expected, level=write.get("level"),
-                       variables=write["variables"])
-                break
-            except Conflict:
-                current = read(write["id"])
-                if current is None or _matches(current, write):
-                    break  # gone, or already written (a plan resumed after a crash)
-                if written == 0 and not resumed:
-                    return False
-                expected = current.version  # finish the plan over the newer version
-        else:
-            raise Conflict(f"{write['kind']} {write['id']} kept changing while its plan was "
-                           "written", code="CONFLICT")
-        written += 1
+        try:
+            update(write["id"], expected_version=write["expectedVersion"],
+                   level=write.get("level"), variables=write["variables"])
+        except Conflict:
+            if position == 0 and not resumed:
+                return False
+            _write_over(api, write)
     return True
+
+
+def _write_over(api, write: dict) -> None:
+    """Write a plan's entity over whatever version it now has (already there: nothing)."""
+    update = api.update_settlement if write["kind"] == "settlement" else api.update_structure
+    read = api.settlement if write["kind"] == "settlement" else api.structure
+    for _ in range(CONFLICT_ATTEMPTS):
+        current = read(write["id"])
+        if current is None or _matches(current, write):
+            return  # gone, or already written (a plan resumed after a crash)
+        try:
+            update(write["id"], expected_version=current.version, level=write.get("level"),
+                   variables=write["variables"])
+            return
+        except Conflict:
+            continue
+    raise Conflict(f"{write['kind']} {write['id']} kept changing while its plan was written",
+                   code="CONFLICT")
 
 
 def timer_job(registry, settlement_id: str, structure_id: str | None):

@@ -311,3 +311,13 @@ def test_a_checkpoint_is_kept_with_its_job_and_a_keyed_timer_replaces_the_last(s
     assert ctx.clear_timer("probe") is True
     assert services.jobs.get(second["id"])["state"] == "cancelled"
     assert services.jobs.keyed_timer("c1", "probe") is None
+
+
+def test_a_unit_is_read_in_one_request(services, reference_api):
+    from scheduler_service.api import get_api_client
+
+    api = get_api_client(services)
+    _, settlement, (a, b) = world(reference_api, structures=2)
+    found, structures = api.unit(settlement["id"])
+    assert found.id == settlement["id"] and {s.id for s in structures} == {a["id"], b["id"]}
+    assert api.unit("no-such-settlement") is None

@@ -292,6 +292,13 @@ class ApiClient:
         return self.execute(ops.STRUCTURES_BY_CAMPAIGN,
                             {"campaignId": campaign_id, "first": first, "after": after})
 
+    def unit(self, settlement_id: str) -> tuple[Settlement, list[Structure]] | None:
+        """A settlement and its structures in one request, or None when it does not exist."""
+        try:
+            return self.execute(ops.UNIT, {"id": settlement_id})
+        except NotFound:
+            return None
+
     def structures_by_settlement(self, settlement_id: str) -> list[Structure]:
         """Every structure of one settlement."""
         return self.execute(ops.STRUCTURES_BY_SETTLEMENT, {"settlementId": settlement_id})

@@ -46,12 +46,16 @@ class Prepared:
     graphql_root: str
     convert: Callable[[Any], Any]
     resend_safe: bool = True
+    #: For a document with several root fields: ``reader(typed, data) -> result``.
+    reader: Callable[[Any, dict], Any] | None = None
 
     def interpret(self, data: dict) -> Any:
         """The typed result of the ``data`` member of a successful answer (None for null)."""
         if data[self.graphql_root] is None:
             return None  # sgqlc would give an empty object instead
         typed = self.operation + {"data": data}
+        if self.reader is not None:
+            return self.reader(typed, data)
         return self.convert(getattr(typed, self.root))
 
 
@@ -135,10 +139,27 @@ UPDATE_STRUCTURE = _prepare(gql.Mutation, "UpdateStructure", "update_structure",
                             {"id": non_null(ID), "input": non_null(gql.UpdateStructureInput)},
                             {"id": "id", "input": "input"}, Structure)
 
+def _unit_reader(typed, data):
+    return (from_sgqlc(Settlement, typed.settlement),
+            [from_sgqlc(Structure, s) for s in typed.structures_by_settlement])
+
+
+def _unit() -> Prepared:
+    """A settlement and its structures in one request (two root fields of the contract)."""
+    op = Operation(gql.Query, name="Unit", variables={"id": non_null(ID)})
+    _select(op.settlement(id=Variable("id")), Settlement)
+    _select(op.structures_by_settlement(settlement_id=Variable("id")), Structure)
+    return Prepared(name="Unit", text=op.__to_graphql__(auto_select_depth=1), operation=op,
+                    root="settlement", graphql_root="settlement", convert=_same,
+                    reader=_unit_reader)
+
+
+UNIT = _unit()
+
 #: Every operation the client sends, by name.
 ALL: dict[str, Prepared] = {p.name: p for p in (
     CAMPAIGNS, CAMPAIGN, CURRENT_WORLD_TIME, OVERDUE_EVENTS, EFFECT, SETTLEMENTS_BY_CAMPAIGN,
     STRUCTURES_BY_CAMPAIGN, STRUCTURES_BY_SETTLEMENT, SETTLEMENT, STRUCTURE, EVENT,
-    EXPIRE_EVENT, EXECUTE_EFFECT, UPDATE_SETTLEMENT, UPDATE_STRUCTURE,
+    EXPIRE_EVENT, EXECUTE_EFFECT, UPDATE_SETTLEMENT, UPDATE_STRUCTURE, UNIT,
 )}
 
