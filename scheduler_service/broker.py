@@ -147,7 +147,7 @@ def declare_actors(broker, registry, settings, run) -> dict:
             actors[name] = dramatiq.actor(
                 _named(run, name),
                 actor_name=name,
-                queue_name=queueing.queue_name(job_type.name, band),
+                queue_name=queueing.queue_name(band),
                 broker=broker,
                 priority=actor_priority,
                 max_retries=(settings.queue_max_retries if job_type.max_retries is None

@@ -111,7 +111,7 @@ def request_fingerprint(job: dict, run_at_ms, run_at_world_ms) -> str:
 def encode_message(job: dict, attempt_options: dict | None = None) -> tuple[str, str, str]:
     """The Dramatiq message that runs ``job``: ``(queue, redis message id, encoded body)``."""
     band = queueing.band_for(job["priority"])
-    queue = queueing.queue_name(job["type"], band)
+    queue = queueing.queue_name(band)
     rid = str(uuid.uuid4())
     body = {k: job[k] for k in ("id", "type", "campaignId", "payload", "priority")}
     message = Message(

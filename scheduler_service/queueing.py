@@ -1,13 +1,18 @@
-"""Where a job goes in Dramatiq: queue and actor names by job type and priority band.
+"""Where a job goes in Dramatiq: queue and actor names by priority band and job type.
 
 Dramatiq's Redis broker orders messages only within one queue (first in, first out),
 so per-job priority is made of two mechanisms together, as Celery does on Redis:
 
-* each job type has one queue per priority band (``ping.high``, ``ping.normal``,
-  ``ping.low``), each consumed by its own consumer thread, so a backlog in one band
+* one queue per priority band (``jobs.high``, ``jobs.normal``, ``jobs.low``), shared by
+  every job type and each consumed by its own consumer thread, so a backlog in one band
   never sits in front of a job of another;
 * each (job type, band) has its own actor whose Dramatiq ``priority`` orders the
   worker's in-memory work queue, so prefetched high-band messages run first.
+
+Within a band, jobs of all types run first in, first out. Three queues rather than three
+per job type keep a worker's idle polling flat as plugins add job types: each idle queue
+costs every worker process a Redis round trip per ``QUEUE_POLL_INTERVAL_MS`` (with 21
+queues that polling took half of the throughput of ``bench/growth.py``).
 """
 
 from __future__ import annotations
@@ -28,9 +33,13 @@ def band_for(priority: int) -> str:
     raise AssertionError("unreachable")
 
 
-def queue_name(job_type: str, band: str) -> str:
-    """Dramatiq queue of a job type's band, e.g. ``deferred_effect.high``."""
-    return f"{job_type.lower()}.{band}"
+#: Prefix of the band queues.
+QUEUE_PREFIX = "jobs"
+
+
+def queue_name(band: str) -> str:
+    """Dramatiq queue of a priority band, e.g. ``jobs.high``."""
+    return f"{QUEUE_PREFIX}.{band}"
 
 
 def actor_name(job_type: str, band: str) -> str:
@@ -38,6 +47,6 @@ def actor_name(job_type: str, band: str) -> str:
     return f"{job_type}.{band}"
 
 
-def all_queue_names(job_types) -> list[str]:
-    """Every queue the given job type names use, in band order."""
-    return [queue_name(t, band) for t in sorted(job_types) for band, _, _ in BANDS]
+def all_queue_names() -> list[str]:
+    """Every queue, in band order."""
+    return [queue_name(band) for band, _, _ in BANDS]

@@ -35,7 +35,7 @@ class Services:
 
     @property
     def queue_names(self) -> list[str]:
-        return queueing.all_queue_names(self.registry.job_types)
+        return queueing.all_queue_names()
 
     def close(self):
         """Release connections (the broker's pool and ours)."""

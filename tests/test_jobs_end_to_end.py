@@ -19,7 +19,7 @@ def dead_letters(services, queue):
 def test_ping_job_runs_on_a_worker(services, worker, caplog):
     caplog.set_level("INFO", logger="scheduler_service.runner")
     job, _ = send_job(services, "PING", "SYSTEM")
-    services.broker.join("ping.normal", timeout=10_000)
+    services.broker.join("jobs.normal", timeout=10_000)
     worker.join()
     done = [r for r in caplog.records if r.getMessage() == "job succeeded"]
     assert [(r.job_id, r.job_type, r.campaign_id, r.attempt) for r in done] == [
@@ -33,7 +33,7 @@ def test_failing_job_is_retried_with_backoff_then_dead_lettered(services, worker
     # Given SAMPLE_FAIL (max_retries=2) and a 100 ms initial backoff
     job, _ = send_job(services, "SAMPLE_FAIL", "c1", {}, priority=5)
     # When the worker has given up on it
-    dead = wait_for(lambda: dead_letters(services, "sample_fail.normal"), timeout=20,
+    dead = wait_for(lambda: dead_letters(services, "jobs.normal"), timeout=20,
                     message="the dead letter")
     # Then one copy is dead-lettered with its last error and three attempts
     assert len(dead) == 1
@@ -63,7 +63,7 @@ def test_flaky_job_succeeds_on_third_attempt(services, worker, caplog):
 
 def test_permanent_error_is_not_retried(services, worker):
     send_job(services, "SAMPLE_REFUSE", "c1", {})
-    dead = wait_for(lambda: dead_letters(services, "sample_refuse.normal"), timeout=10,
+    dead = wait_for(lambda: dead_letters(services, "jobs.normal"), timeout=10,
                     message="the dead letter")
     assert dead[0]["options"]["attempts"] == 1
     assert dead[0]["options"]["last_error"] == "PermanentJobError: this job can never succeed"

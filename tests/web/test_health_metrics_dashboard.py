@@ -71,9 +71,9 @@ def test_metrics_are_parseable_and_count_queues(client, services):
     assert response.status_code == 200
     assert response.mimetype == "text/plain"
     samples = metric_samples(response.get_data(as_text=True))
-    assert samples[("scheduler_queue_ready_messages", (("queue", "sample_echo.low"),))] == 1
-    assert samples[("scheduler_queue_ready_messages", (("queue", "sample_echo.high"),))] == 1
-    assert samples[("scheduler_queue_dead_letter_messages", (("queue", "ping.normal"),))] == 0
+    assert samples[("scheduler_queue_ready_messages", (("queue", "jobs.low"),))] == 1
+    assert samples[("scheduler_queue_ready_messages", (("queue", "jobs.high"),))] == 1
+    assert samples[("scheduler_queue_dead_letter_messages", (("queue", "jobs.normal"),))] == 0
     assert samples[("scheduler_component_up", (("component", "redis"),))] == 1
     assert any(name.startswith("flask_http_request") for name, _ in samples)
 
@@ -91,11 +91,11 @@ def test_dashboard_redirects_bare_path_and_shows_every_queue(client, services):
 
 def test_dashboard_shows_dead_letters(client, services, worker):
     send_job(services, "SAMPLE_REFUSE", "c1", {})
-    key = f"{services.settings.redis_namespace}:sample_refuse.normal.XQ"
+    key = f"{services.settings.redis_namespace}:jobs.normal.XQ"
     wait_for(lambda: services.redis.zcard(key), timeout=10, message="dead letter")
     for tab in ("standard", "delayed", "failed"):
-        assert client.get(f"/admin/queues/queues/sample_refuse.normal/{tab}").status_code == 200
-    failed = client.get("/admin/queues/queues/sample_refuse.normal/failed").get_data(as_text=True)
+        assert client.get(f"/admin/queues/queues/jobs.normal/{tab}").status_code == 200
+    failed = client.get("/admin/queues/queues/jobs.normal/failed").get_data(as_text=True)
     assert "SAMPLE_REFUSE.normal" in failed
 
 

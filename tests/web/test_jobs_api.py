@@ -249,7 +249,7 @@ def test_cancelled_job_never_runs_even_if_already_queued(client, services, caplo
     w = Worker(services.broker, worker_threads=1, worker_timeout=50)
     w.start()
     try:
-        services.broker.join("sample_echo.low", timeout=10_000)
+        services.broker.join("jobs.low", timeout=10_000)
         w.join()
     finally:
         w.stop()
@@ -393,7 +393,7 @@ def test_dead_letter_listed_requeued_with_corrected_payload_and_deleted(client, 
 def test_dead_letter_delete_discards_it(client, services, worker):
     job = post(client, {"type": "SAMPLE_REFUSE", "campaignId": "c1"}).get_json()
     wait_for(lambda: services.jobs.get(job["id"])["state"] == "dead", timeout=10, message="dead")
-    xq = f"{services.settings.redis_namespace}:sample_refuse.normal.XQ"
+    xq = f"{services.settings.redis_namespace}:jobs.normal.XQ"
     assert services.redis.zcard(xq) == 1
     r = client.delete(f"/api/v1/dead-letters/{job['id']}", headers=AUTH)
     assert r.status_code == 200
