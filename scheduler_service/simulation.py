@@ -60,10 +60,20 @@ class BadVariable(Exception):
 _PARSED: dict[str, int] = {}
 
 
+#: Due times already formatted (epoch ms -> text): units on the same cadence share them.
+_FORMATTED: dict[int, str] = {}
+
+
 def iso(ms: int) -> str:
     """Epoch ms as ISO-8601 UTC with milliseconds (how bookkeeping times are written)."""
+    text = _FORMATTED.get(ms)
+    if text is not None:
+        return text
     moment = _EPOCH + timedelta(milliseconds=ms)
     text = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if len(_FORMATTED) > 100_000:
+        _FORMATTED.clear()
+    _FORMATTED[ms] = text
     if len(_PARSED) <= 100_000:
         _PARSED[text] = ms
     return text

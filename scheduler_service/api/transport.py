@@ -101,6 +101,10 @@ class Transport:
             **auth_headers(token, auth_scheme),
             **(headers or {}),
         })
+        # Every call is the same POST but for its body: prepare it once (headers, URL, auth),
+        # then send a copy with the body swapped in; requests' per-call preparation and
+        # settings merge were a third of a worker's CPU per call.
+        self._template = self.session.prepare_request(requests.Request("POST", url, data=b"{}"))
 
     def post(self, body: bytes, operation: str | None = None) -> dict:
         """Send one request.
@@ -112,8 +116,13 @@ class Transport:
             Transient: timeout, connection error, HTTP 5xx/429, ``INTERNAL``, garbled answer.
             UpstreamError: any other error answer (a subclass per GraphQL code).
         """
+        request = self._template.copy()
+        request.body = body
+        request.headers = self.session.headers.copy()  # headers set after start count too
+        request.headers["Content-Length"] = str(len(body))
+        request.hooks = self.session.hooks
         try:
-            response = self.session.post(self.url, data=body, timeout=self.timeout_s)
+            response = self.session.send(request, timeout=self.timeout_s, allow_redirects=False)
         except requests.exceptions.ConnectTimeout as e:
             raise Transient(f"cannot connect to the API within {self.timeout_s * 1000:.0f} ms: "
                             f"{e}", operation=operation, code="CONNECT_TIMEOUT",
