@@ -14,7 +14,7 @@ from ..errors import UpstreamError
 from ..jobstore import iso_ms, now_ms, parse_iso_ms
 from ..units import campaign_units, preview_unit
 from .auth import require_bearer_token
-from .errors import ApiError
+from .errors import ApiError, upstream_unavailable
 from .models import CampaignPreview, Error, PreviewRequest
 from .openapi import api_route
 
@@ -25,10 +25,6 @@ bp.before_request(require_bearer_token)
 MAX_UNITS = 1000
 
 
-def _unavailable(e: UpstreamError) -> ApiError:
-    return ApiError(503, "UPSTREAM_UNAVAILABLE", f"the main API could not be read ({e})")
-
-
 @api_route(bp, "POST", "/campaigns/<campaign_id>/preview",
            "What advancing the campaign's clock to `until` would change (nothing is written)",
            body=PreviewRequest, responses={200: CampaignPreview, 503: Error}, tag="campaigns")
@@ -37,7 +33,7 @@ def preview(campaign_id, body: PreviewRequest):
     try:
         known = get_campaign_directory(services).lookup(campaign_id, use_cache=False)
     except UpstreamError as e:
-        raise _unavailable(e) from None
+        raise upstream_unavailable(e, "about the campaign") from None
     if not known.exists:
         raise ApiError(404, "NOT_FOUND", f"campaign {campaign_id!r} does not exist in the main API")
     clock, now = ("world", known.world_time_ms) if known.has_world_clock else ("wall", now_ms())
@@ -49,7 +45,7 @@ def preview(campaign_id, body: PreviewRequest):
     try:
         units = campaign_units(get_api_client(services), campaign_id)
     except UpstreamError as e:
-        raise _unavailable(e) from None
+        raise upstream_unavailable(e, "for the campaign's units") from None
     rules = services.registry.rules
     max_steps = services.settings.simulation_max_steps
     changed = [p for p in (preview_unit(u, rules, until, max_steps) for u in units) if p["occurrences"]]

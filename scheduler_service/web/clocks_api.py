@@ -15,7 +15,7 @@ from ..campaigns import get_campaign_directory
 from ..errors import UpstreamError
 from ..jobstore import iso_ms
 from .auth import require_bearer_token
-from .errors import ApiError
+from .errors import ApiError, upstream_unavailable
 from .models import Error, WorldClock, WorldClockList, WorldClockReset
 from .openapi import api_route
 
@@ -40,14 +40,14 @@ def _view(clock: dict, api_answer=None, api_status: str | None = None) -> dict:
 
 
 def _ask_api(campaign_id: str):
-    """``(answer or None, status)``: the API's word on the campaign, never cached."""
+    """``(answer or None, status, error)``: the API's word on the campaign, never cached."""
     try:
         answer = get_campaign_directory(_services()).lookup(campaign_id, use_cache=False)
     except UpstreamError as e:
         logger.warning("cannot read the world time of %s from the API: %s", campaign_id, e,
                        extra={"campaign_id": campaign_id})
-        return None, "unreachable"
-    return answer, ("ok" if answer.exists else "unknown_campaign")
+        return None, "unreachable", e
+    return answer, ("ok" if answer.exists else "unknown_campaign"), None
 
 
 @api_route(bp, "GET", "/world-clocks", "Every remembered world clock with its waiting timers",
@@ -63,7 +63,7 @@ def list_world_clocks():
 def get_world_clock(campaign_id):
     store = _services().jobs
     clock = store.world_clock(campaign_id)
-    answer, status = _ask_api(campaign_id)
+    answer, status, _ = _ask_api(campaign_id)
     if status == "unknown_campaign" and clock["rememberedMs"] is None and not clock["pending"]:
         raise ApiError(404, "NOT_FOUND", f"campaign {campaign_id!r} is unknown to the API and "
                                          "to the scheduler")
@@ -75,11 +75,9 @@ def get_world_clock(campaign_id):
            responses={200: WorldClockReset, 503: Error}, tag="world clocks")
 def reset_world_clock(campaign_id):
     store = _services().jobs
-    answer, status = _ask_api(campaign_id)
+    answer, status, error = _ask_api(campaign_id)
     if status == "unreachable":
-        raise ApiError(503, "UPSTREAM_UNAVAILABLE",
-                       "the main API could not be asked for the campaign's world time; "
-                       "nothing was changed")
+        raise upstream_unavailable(error, "for the campaign's world time")
     target = answer.world_time_ms if answer.exists else None
     previous = store.reset_world_time(campaign_id, target)
     logger.warning("world clock of %s reset from %s to %s", campaign_id, iso_ms(previous),

@@ -22,6 +22,12 @@ class ApiError(SchedulerServiceError):
         self.details = list(details)
 
 
+def upstream_unavailable(error, doing: str, consequence: str = "nothing was changed") -> ApiError:
+    """The 503 of a request that needed the main API and could not reach it."""
+    return ApiError(503, "UPSTREAM_UNAVAILABLE",
+                    f"the main API could not be asked {doing} ({error}); {consequence}")
+
+
 def error_response(status, code, message, details=()):
     body = {"error": {"code": code, "message": message, "details": list(details)}}
     return jsonify(body), status

@@ -11,7 +11,7 @@ from ..event_expiration import SYSTEM
 from ..jobstore import parse_iso_ms, request_fingerprint
 from ..payloads import payload_schema, validate_payload
 from .auth import require_bearer_token
-from .errors import ApiError
+from .errors import ApiError, upstream_unavailable
 from .models import (
     CreateJob,
     Error,
@@ -58,9 +58,8 @@ def _check_campaign(campaign_id: str, *, scoped: bool, world_time: bool) -> None
     try:
         clock = get_campaign_directory(_services()).lookup(campaign_id)
     except UpstreamError as e:
-        raise ApiError(503, "UPSTREAM_UNAVAILABLE",
-                       f"cannot check campaign {campaign_id!r} with the main API ({e}); "
-                       "nothing was stored, try again") from None
+        raise upstream_unavailable(e, f"about campaign {campaign_id!r}",
+                                   "nothing was stored, try again") from None
     problem = campaign_problem(clock, scoped=scoped, world_time=world_time)
     if problem is not None:
         field, message = problem

@@ -2,7 +2,6 @@
 
 import base64
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from scheduler_service.config import load_settings
@@ -11,11 +10,6 @@ from scheduler_service.embedded_redis import EmbeddedRedis
 from scheduler_service.services import build_services
 from scheduler_service.web import create_app
 from helpers import hold_cron_leadership, wait_for
-
-
-@pytest.fixture
-def client(services):
-    return create_app(services=services).test_client()
 
 
 def test_health_is_healthy_with_every_component(client, services):

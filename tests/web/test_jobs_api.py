@@ -20,11 +20,6 @@ def settings(make_settings, reference_api):
     return make_settings(**reference_api.client_env())
 
 
-@pytest.fixture
-def client(services):
-    return create_app(services=services).test_client()
-
-
 def post(client, body, **kw):
     return client.post("/api/v1/jobs", json=body, headers=AUTH, **kw)
 

@@ -24,11 +24,6 @@ def settings(make_settings, reference_api):
     return make_settings(**reference_api.client_env())
 
 
-@pytest.fixture
-def client(services):
-    return create_app(services=services).test_client()
-
-
 def test_a_poisoned_clock_is_shown_beside_the_apis_and_reset_to_it(client, services, reference_api):
     # Given a campaign whose remembered clock went far past the API's (as a forged message did
     # before messages were checked)
