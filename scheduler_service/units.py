@@ -164,6 +164,15 @@ def _write_over(api, write: dict) -> None:
                    code="CONFLICT")
 
 
+def bring_edited_unit_up_to_date(ctx, entity_id: str, job_type: str, payload: dict) -> bool:
+    """A reaction's step for an edited settlement or structure: enqueue its unit job, unless
+    the edit is one of our own writes. Returns whether a job was enqueued."""
+    if UnitStore(ctx.services).written_by_us(entity_id):
+        return False
+    ctx.send_job(job_type, payload)
+    return True
+
+
 def timer_job(registry, settlement_id: str, structure_id: str | None):
     """``(job type, payload)`` that runs the unit when its timer falls due."""
     for name in UNIT_JOB_TYPES:

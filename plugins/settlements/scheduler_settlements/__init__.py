@@ -15,7 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from scheduler_service.hookspecs import hookimpl
 from scheduler_service.jobtypes import EmptyPayload, JobType, Reaction, Rule, Sweep
 from scheduler_service.simulation import BadVariable
-from scheduler_service.units import UnitStore, recalculate_campaign, run_unit, unit_key
+from scheduler_service.units import (
+    bring_edited_unit_up_to_date,
+    recalculate_campaign,
+    run_unit,
+    unit_key,
+)
 
 #: Level multiplier m(level) of the intervals.
 MULTIPLIERS = {1: 1.0, 2: 0.9, 3: 0.8, 4: 0.7, 5: 0.6}
@@ -109,9 +114,8 @@ def on_settlement_modified(message: dict, ctx) -> None:
     if message["operation"] == "DELETE":
         ctx.clear_timer(unit_key(settlement_id))
         return
-    if UnitStore(ctx.services).written_by_us(settlement_id):
-        return
-    ctx.send_job("SETTLEMENT_GROWTH", {"settlementId": settlement_id})
+    bring_edited_unit_up_to_date(ctx, settlement_id, "SETTLEMENT_GROWTH",
+                                 {"settlementId": settlement_id})
 
 
 @hookimpl

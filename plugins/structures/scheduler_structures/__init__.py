@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from scheduler_service.hookspecs import hookimpl
 from scheduler_service.jobtypes import EmptyPayload, JobType, Reaction, Rule, Sweep
 from scheduler_service.simulation import iso, minutes_ms
-from scheduler_service.units import UnitStore, recalculate_campaign, run_unit
+from scheduler_service.units import bring_edited_unit_up_to_date, recalculate_campaign, run_unit
 
 DEFAULT_MAINTENANCE_COST = {"gold": 1}
 
@@ -110,9 +110,8 @@ def on_structure_modified(message: dict, ctx) -> None:
     is corrected when its timer next fires, or by the hourly recalculation.)"""
     if message["entityType"] != "Structure" or message["operation"] == "DELETE":
         return
-    if UnitStore(ctx.services).written_by_us(message["entityId"]):
-        return
-    ctx.send_job("STRUCTURE_MAINTENANCE", {"structureId": message["entityId"]})
+    bring_edited_unit_up_to_date(ctx, message["entityId"], "STRUCTURE_MAINTENANCE",
+                                 {"structureId": message["entityId"]})
 
 
 @hookimpl
