@@ -27,13 +27,12 @@ import copy
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
+
+from .times import iso_ms, parse_iso_ms
 
 #: Occurrences one job applies at most before it writes back and continues in a new job.
 DEFAULT_MAX_STEPS = 100_000
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 class BadVariable(Exception):
@@ -69,8 +68,7 @@ def iso(ms: int) -> str:
     text = _FORMATTED.get(ms)
     if text is not None:
         return text
-    moment = _EPOCH + timedelta(milliseconds=ms)
-    text = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    text = iso_ms(ms)
     if len(_FORMATTED) > 100_000:
         _FORMATTED.clear()
     _FORMATTED[ms] = text
@@ -85,15 +83,10 @@ def parse_time(text: Any, variable: str) -> int:
     Raises:
         BadVariable: it is not such a string.
     """
-    if not isinstance(text, str):
-        raise BadVariable(variable, text, "must be an ISO-8601 time with an offset")
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        return parse_iso_ms(text)
     except ValueError:
         raise BadVariable(variable, text, "must be an ISO-8601 time with an offset") from None
-    if moment.tzinfo is None:
-        raise BadVariable(variable, text, "must be an ISO-8601 time with an offset")
-    return (moment - _EPOCH) // timedelta(milliseconds=1)
 
 
 def minutes_ms(minutes: float) -> int:
