@@ -30,6 +30,7 @@ from scheduler_service.config import load_settings
 from scheduler_service.embedded_redis import EmbeddedRedis
 
 import _reference  # noqa: E402  (bench/ is the script's own folder, first on sys.path)
+import _results  # noqa: E402
 
 #: The client must keep this share of the bare rate.
 TARGET = 0.85
@@ -126,6 +127,10 @@ def main(argv=None) -> int:
         print(f"  {name:<20} {value:8.1f} calls/s  ({value / bare:6.1%} of bare requests.post)")
     verdict = "OK" if ratio >= TARGET else "BELOW TARGET"
     print(f"client / bare requests.post = {ratio:.2f} (target >= {TARGET:.2f}): {verdict}")
+    _results.save("api_client", [_results.row(
+        f"API client {CAMPAIGNS.name} calls/s vs bare requests.post, one thread",
+        rates["client"], bare, target=TARGET, unit="calls/s", baseline_name="requests.post",
+        note=f"bare Session.post: {rates['bare Session.post']:.0f} calls/s")])
     return 0 if ratio >= TARGET else 1
 
 

@@ -45,6 +45,7 @@ from scheduler_service.embedded_redis import EmbeddedRedis  # noqa: E402
 from scheduler_service.services import build_services  # noqa: E402
 
 import _reference  # noqa: E402
+import _results  # noqa: E402
 
 #: End to end must keep this share of the plain loop's rate.
 TARGET = 0.7
@@ -214,6 +215,11 @@ def main(argv=None) -> int:
           f"{e2e_calls:.2f} API calls per unit)")
     verdict = "OK" if ratio >= TARGET else "BELOW TARGET"
     print(f"end to end / plain loop = {ratio:.2f} (target >= {TARGET:.2f}): {verdict}")
+    _results.save("growth", [_results.row(
+        f"settlement units/s end to end vs plain loop ({n} units, {args.processes} worker "
+        f"processes x {args.threads} threads)", e2e_rate, plain_rate, target=TARGET,
+        unit="units/s", baseline_name="plain read/write loop",
+        note=f"API calls per unit: {e2e_calls:.2f} end to end, {plain_calls:.2f} plain")])
     return 0 if ratio >= TARGET else 1
 
 

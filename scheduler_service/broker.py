@@ -1,117 +1,135 @@
 """The one place that builds the Dramatiq broker and declares the job actors.
 
+:class:`JobBroker` is Dramatiq's Redis broker whose consumers go through the job records
+(:class:`~scheduler_service.lifecycle.JobRecords`): a fetch claims the fetched jobs, an
+acknowledgement writes the attempt's outcome, a rejection writes ``dead``, each in the
+same Lua call as Dramatiq's own command. Delay queues (unused by the service, which keeps
+its own durable timers) are left to Dramatiq's consumer.
+
 The middleware list is explicit: Dramatiq 1.x would otherwise add its Prometheus
-middleware, which starts an HTTP server inside every worker; metrics are exported
-through the web app's ``/metrics`` instead. Actors are declared after the broker
-exists, one per (job type, priority band), with the job type's retry and time-limit
-options (see :mod:`scheduler_service.queueing`).
+middleware, which starts an HTTP server inside every worker (metrics are exported through
+the web app's ``/metrics``), and its ``Retries``, whose counter and delay queue the job
+records replace. Actors are declared after the broker exists, one per (job type, priority
+band), with the job type's retry and time-limit options (see :mod:`scheduler_service.queueing`).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
 import dramatiq
-from dramatiq.brokers.redis import RedisBroker
-from dramatiq.common import xq_name
-from dramatiq.middleware import (
-    AgeLimit,
-    Callbacks,
-    CurrentMessage,
-    Middleware,
-    Pipelines,
-    Retries,
-    ShutdownNotifications,
-    TimeLimit,
-)
+import redis
+from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
+from dramatiq.common import compute_backoff
+from dramatiq.errors import ConnectionClosed
+from dramatiq.middleware import CurrentMessage, ShutdownNotifications, TimeLimit
 
 from . import queueing
-from .errors import (
-    BadInput,
-    Conflict,
-    Forbidden,
-    InvalidPayload,
-    NotFound,
-    PermanentJobError,
-    Unauthenticated,
-    UnknownJobType,
-)
+from .errors import CircuitOpen, PermanentError
+from .lifecycle import JobRecords
+from .wire import DELAY_SUFFIX
 
 logger = logging.getLogger(__name__)
 
-#: Exceptions that fail a job at once: retrying cannot change their outcome.
-PERMANENT_ERRORS = (
-    PermanentJobError,
-    InvalidPayload,
-    UnknownJobType,
-    NotFound,
-    Conflict,
-    BadInput,
-    Unauthenticated,
-    Forbidden,
-)
 
+class _JobConsumer(_RedisConsumer):
+    """Dramatiq's Redis consumer, its fetch, ack, nack and requeue paired with the records."""
 
-class DeadLetterDetails(Middleware):
-    """Keeps the last error and the attempt count on a dead-lettered message.
+    def __init__(self, broker, queue_name, prefetch, timeout):
+        super().__init__(broker, queue_name, prefetch, timeout)
+        self.records = None if queue_name.endswith(DELAY_SUFFIX) else broker.records
 
-    Dramatiq moves a message whose retries are spent to the queue's dead-letter set as
-    it was last enqueued, i.e. without the final attempt's error. This middleware
-    records ``last_error`` and ``attempts`` on every failed attempt and, once the
-    message is dead-lettered, rewrites the stored copy so operators see what killed it.
-    """
-
-    def after_process_message(self, broker, message, *, result=None, exception=None):
-        if exception is not None:
-            message.options["last_error"] = f"{type(exception).__name__}: {exception}"[:2000]
-            message.options["attempts"] = message.options.get("attempts", 0) + 1
-            message.options["failed_at"] = dramatiq.common.current_millis()
-
-    def after_skip_message(self, broker, message):
-        pass
-
-    def after_nack(self, broker, message):
-        redis_id = message.options.get("redis_message_id")
-        if not redis_id or not isinstance(broker, RedisBroker):
-            return
-        key = f"{broker.namespace}:{xq_name(message.queue_name)}.msgs"
+    def __next__(self):
+        if self.records is None:
+            return super().__next__()
         try:
-            # Only rewrite a copy that is really there (nack moved it).
-            if broker.client.hexists(key, redis_id):
-                broker.client.hset(key, redis_id, message.encode())
-        except Exception:  # never let bookkeeping break the worker loop
-            logger.exception("could not record dead-letter details for %s", message.message_id)
+            while True:
+                if self.message_cache:
+                    self.misses = 0
+                    message = self.message_cache.pop(0)
+                    self.queued_message_ids.add(message.message_id)
+                    return message
+                if self.outstanding_message_count < self.prefetch:
+                    self.broker.maybe_maintain(self.queue_name)
+                    self.message_cache = self.records.fetch(
+                        self.broker, self.queue_name, self.prefetch - self.outstanding_message_count)
+                    if self.message_cache:
+                        continue
+                # Nothing fetched (or enough in hand): poll again after a growing pause.
+                self.misses, backoff_ms = compute_backoff(self.misses, max_backoff=self.timeout)
+                time.sleep(backoff_ms / 1000)
+                return None
+        except redis.ConnectionError as e:
+            raise ConnectionClosed(e) from None
+
+    def ack(self, message):
+        self._settle(message, reject=False)
+
+    def nack(self, message):
+        self._settle(message, reject=True)
+
+    def _settle(self, message, *, reject):
+        if self.records is None:
+            return super().nack(message) if reject else super().ack(message)
+        try:
+            self.records.settle(self.broker, self.queue_name, message, reject=reject)
+        except redis.ConnectionError as e:
+            raise ConnectionClosed(e) from None
+        finally:
+            self.queued_message_ids.discard(message.message_id)
+
+    def requeue(self, messages):
+        if self.records is None:
+            return super().requeue(messages)
+        rids = [m.options["redis_message_id"] for m in messages]
+        if rids:
+            self.records.requeue(self.broker, self.queue_name, rids)
 
 
-def build_broker(settings, *, client=None, job_records=None) -> RedisBroker:
+class JobBroker(RedisBroker):
+    """Dramatiq's Redis broker whose consumers keep the job records (``records``)."""
+
+    def __init__(self, *, records: JobRecords | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.records = records
+
+    @property
+    def consumer_class(self):
+        return _JobConsumer if self.records is not None else super().consumer_class
+
+    def maybe_maintain(self, queue_name: str) -> None:
+        """Dramatiq's maintenance of a queue (a dead worker's unacknowledged messages back on
+        the queue, old dead letters dropped), with the chance Dramatiq gives each fetch."""
+        if self._should_do_maintenance("fetch"):
+            self.scripts["dispatch"](keys=[self.namespace], args=[
+                "qsize", dramatiq.common.current_millis(), queue_name, self.broker_id,
+                self.heartbeat_timeout, self.dead_message_ttl, 1, self._max_unpack_size()])
+
+
+#: Dramatiq's worker-thread logger. Its warnings are about a returned value with no
+#: ``Results`` middleware (here the job records keep every result: noise on each job) and
+#: skipped messages (logged by the job records with the job's state); its errors stay.
+WORKER_THREAD_LOGGER = "dramatiq.worker.WorkerThread"
+
+
+def build_broker(settings, *, client=None, records: JobRecords | None = None) -> JobBroker:
     """Build the Redis broker from the settings.
 
     Args:
         settings: the validated :class:`~scheduler_service.config.Settings`.
-        client: an existing redis client to share (tests); one is built from
-            ``REDIS_URL`` otherwise.
-        job_records: the middleware that keeps job records (see
-            :mod:`scheduler_service.lifecycle`). Dramatiq runs ``after_*`` hooks in reverse
-            order, so it is placed before ``Retries`` in order to see whether the retries
-            middleware has failed the message for good.
+        client: an existing redis client to share; one is built from ``REDIS_URL`` otherwise.
+        records: the job state machine (see :mod:`scheduler_service.lifecycle`); without it
+            the broker is a plain Dramatiq broker (processes that only read queues).
 
     Returns:
         The broker, also installed as Dramatiq's global broker.
     """
     middleware = [
-        AgeLimit(),
         TimeLimit(time_limit=settings.job_time_limit_ms),
         ShutdownNotifications(),
-        Callbacks(),
-        Pipelines(),
-        *([job_records] if job_records is not None else []),
-        Retries(
-            max_retries=settings.queue_max_retries,
-            min_backoff=settings.queue_retry_backoff_ms,
-            max_backoff=settings.queue_max_backoff_ms,
-        ),
         CurrentMessage(),
-        DeadLetterDetails(),
+        *([records] if records is not None else []),
     ]
     kwargs = dict(
         namespace=settings.redis_namespace,
@@ -121,9 +139,9 @@ def build_broker(settings, *, client=None, job_records=None) -> RedisBroker:
         dead_message_ttl=settings.queue_dead_letter_ttl_ms,
     )
     if client is not None:
-        broker = RedisBroker(client=client, **kwargs)
+        broker = JobBroker(records=records, client=client, **kwargs)
     else:
-        broker = RedisBroker(url=settings.redis_url, **kwargs)
+        broker = JobBroker(records=records, url=settings.redis_url, **kwargs)
     dramatiq.set_broker(broker)
     return broker
 
@@ -135,32 +153,37 @@ def declare_actors(broker, registry, settings, run) -> dict:
         broker: the broker from :func:`build_broker`.
         registry: the loaded :class:`~scheduler_service.plugins.Registry`.
         settings: the settings (default retries and time limit).
-        run: ``run(job: dict) -> result``, the function every actor calls.
+        run: ``run(job: dict) -> result``, the function every actor calls; its result is
+            what the job records keep.
 
     Returns:
         ``{actor name: actor}``.
     """
+    logging.getLogger(WORKER_THREAD_LOGGER).setLevel(logging.ERROR)
     actors = {}
     for job_type in registry.job_types.values():
         for band, _, actor_priority in queueing.BANDS:
             name = queueing.actor_name(job_type.name, band)
+            options = {}
+            if "max_retries" in broker.actor_options:
+                options["max_retries"] = (settings.queue_max_retries if job_type.max_retries is None
+                                          else job_type.max_retries)
+                options["throws"] = (PermanentError, CircuitOpen)
             actors[name] = dramatiq.actor(
                 _named(run, name),
                 actor_name=name,
                 queue_name=queueing.queue_name(band),
                 broker=broker,
                 priority=actor_priority,
-                max_retries=(settings.queue_max_retries if job_type.max_retries is None
-                             else job_type.max_retries),
                 time_limit=job_type.time_limit_ms or settings.job_time_limit_ms,
-                throws=PERMANENT_ERRORS,
+                **options,
             )
     return actors
 
 
 def _named(run, name):
     def perform(job):
-        run(job)  # the result is recorded by the job layer, not returned to Dramatiq
+        return run(job)
 
     perform.__name__ = perform.__qualname__ = name.replace(".", "_")
     return perform

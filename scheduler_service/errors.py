@@ -10,6 +10,15 @@ class SchedulerServiceError(Exception):
     """Base class of every error the scheduler service raises on purpose."""
 
 
+class PermanentError(SchedulerServiceError):
+    """An error that retrying cannot change: a job that raises one is failed at once.
+
+    A base class mixed into the errors that say so (bad input, unknown job type, an entity
+    that does not exist, a refused credential...); a handler raises
+    :class:`PermanentJobError` for a verdict of its own.
+    """
+
+
 class ConfigError(SchedulerServiceError):
     """The environment holds missing or invalid settings; the message names each one."""
 
@@ -23,7 +32,7 @@ class PluginLoadError(SchedulerServiceError):
     """A plugin failed to load or registered something that clashes with another plugin."""
 
 
-class InvalidPayload(SchedulerServiceError):
+class InvalidPayload(PermanentError):
     """A job payload failed its job type's schema.
 
     Attributes:
@@ -35,7 +44,7 @@ class InvalidPayload(SchedulerServiceError):
         self.details = list(details)
 
 
-class UnknownJobType(SchedulerServiceError):
+class UnknownJobType(PermanentError):
     """No plugin registered a job type of that name."""
 
 
@@ -53,23 +62,23 @@ class UpstreamError(SchedulerServiceError):
         self.code = code
 
 
-class NotFound(UpstreamError):
+class NotFound(UpstreamError, PermanentError):
     """The entity asked for does not exist (``NOT_FOUND``); permanent for this attempt."""
 
 
-class Conflict(UpstreamError):
+class Conflict(UpstreamError, PermanentError):
     """An optimistic-lock version mismatch or an already completed entity (``CONFLICT``)."""
 
 
-class BadInput(UpstreamError):
+class BadInput(UpstreamError, PermanentError):
     """The API rejected the input (``BAD_USER_INPUT``); retrying will not help."""
 
 
-class Unauthenticated(UpstreamError):
+class Unauthenticated(UpstreamError, PermanentError):
     """The API rejected the service account's credentials (``UNAUTHENTICATED``/401)."""
 
 
-class Forbidden(UpstreamError):
+class Forbidden(UpstreamError, PermanentError):
     """The service account may not do this (``FORBIDDEN``)."""
 
 
@@ -101,5 +110,5 @@ class CircuitOpen(UpstreamError):
         self.retry_after_s = retry_after_s
 
 
-class PermanentJobError(SchedulerServiceError):
+class PermanentJobError(PermanentError):
     """A handler's verdict that this job cannot succeed; it is failed without retries."""

@@ -13,7 +13,7 @@ import time
 from datetime import datetime, timezone
 
 from .jobtypes import HealthStatus
-from .queuestats import queue_stats
+from .wire import queue_stats
 
 logger = logging.getLogger(__name__)
 

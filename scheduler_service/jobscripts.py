@@ -1,9 +1,18 @@
-"""The Lua scripts behind :mod:`scheduler_service.jobstore`: one call per state change.
+"""The Lua scripts behind the job store and the worker: one call per state change.
 
 Each script takes the key prefix (``REDIS_NAMESPACE:``) as its first argument and builds
 the keys it touches from it, so a change is atomic across the record, its indexes, its
-timer, its history, the audit stream and the Dramatiq queue.
+timer, its history, the audit stream and the Dramatiq queue. Dramatiq's own keys are
+reached only through the fragments of :mod:`scheduler_service.wire`.
+
+The worker's scripts pair a Dramatiq command with the record's transition: the fetch
+marks each fetched job ``running``, the acknowledgement writes the attempt's outcome, the
+rejection writes ``dead``, and the requeue at shutdown puts claimed records back to
+``queued``. A job's path through a worker therefore costs the same round trips as a bare
+Dramatiq message.
 """
+
+from .wire import LUA_CONSUMER, LUA_ENQUEUE
 
 #: Transitions kept per job in its own history.
 HISTORY_LIMIT = 200
@@ -13,44 +22,73 @@ AUDIT_MAXLEN = 100_000
 # Shared helpers, prepended to each script. P is the key prefix ("ns:").
 LUA_LIB = r"""
 local P = ARGV[1]
+local TERMINAL = {succeeded = true, dead = true, cancelled = true}
 local function history(id, now, from, to, detail)
+  local hk = P .. 'job:' .. id .. ':history'
   local entry = cjson.encode({at = tonumber(now), from = from, to = to, detail = detail})
-  redis.call('rpush', P .. 'job:' .. id .. ':history', entry)
-  redis.call('ltrim', P .. 'job:' .. id .. ':history', -HISTORY_LIMIT, -1)
+  if redis.call('rpush', hk, entry) > HISTORY_LIMIT then
+    redis.call('ltrim', hk, -HISTORY_LIMIT, -1)
+  end
   redis.call('xadd', P .. 'audit', 'MAXLEN', '~', AUDIT_MAXLEN, '*',
              'job', id, 'from', from, 'to', to, 'at', now, 'detail', detail)
 end
-local function set_state(id, from, to, now)
-  local jk = P .. 'job:' .. id
-  local created = redis.call('hget', jk, 'createdAt')
-  if from ~= '' then redis.call('zrem', P .. 'jobs:state:' .. from, id) end
-  redis.call('zadd', P .. 'jobs:state:' .. to, created, id)
-  redis.call('hset', jk, 'state', to, 'updatedAt', now)
+-- What a transition needs of a record, in one read.
+local function read(id)
+  return redis.call('hmget', P .. 'job:' .. id, 'state', 'createdAt', 'campaignId', 'attempts',
+                    'idemKey', 'idempotencyKey')
 end
-local function enqueue(id, now)
-  local jk = P .. 'job:' .. id
-  local v = redis.call('hmget', jk, 'message', 'rid', 'queue')
-  redis.call('hset', P .. v[3] .. '.msgs', v[2], v[1])
-  redis.call('rpush', P .. v[3], v[2])
+local function allowed_from(allowed, state)
+  return string.find(',' .. allowed .. ',', ',' .. state .. ',', 1, true) ~= nil
 end
-local function finish(id, retention_s)
+-- Move a record (rec = read(id)) to state `to`, setting `fields` (a flat list, changed in
+-- place). wall_due: the wall timer to place ('' for none); 'scheduled' places the timer
+-- of the record's own due time. Does not enqueue.
+local function move(id, rec, to, detail, now, fields, retention, wall_due)
   local jk = P .. 'job:' .. id
-  redis.call('expire', jk, retention_s)
-  redis.call('expire', jk .. ':history', retention_s)
-  local key = redis.call('hget', jk, 'idemKey')
-  if not key or key == '' then key = redis.call('hget', jk, 'idempotencyKey') end
-  if key and key ~= '' then redis.call('expire', P .. 'idem:' .. key, retention_s) end
+  local from, created, campaign = rec[1], rec[2], rec[3]
+  fields[#fields + 1] = 'state'
+  fields[#fields + 1] = to
+  fields[#fields + 1] = 'updatedAt'
+  fields[#fields + 1] = now
+  redis.call('hset', jk, unpack(fields))
+  if from ~= to then
+    redis.call('zrem', P .. 'jobs:state:' .. from, id)
+    redis.call('zadd', P .. 'jobs:state:' .. to, created, id)
+  end
+  if to ~= 'running' and (from == 'scheduled' or from == 'failed' or to == 'scheduled') then
+    redis.call('zrem', P .. 'timers:wall', id)
+    redis.call('zrem', P .. 'timers:world:' .. campaign, id)
+  end
+  if to == 'scheduled' then
+    local wall, world = unpack(redis.call('hmget', jk, 'runAt', 'runAtWorldTime'))
+    if world and world ~= '' then redis.call('zadd', P .. 'timers:world:' .. campaign, world, id)
+    else redis.call('zadd', P .. 'timers:wall', wall, id) end
+  end
+  if wall_due ~= '' then redis.call('zadd', P .. 'timers:wall', wall_due, id) end
+  history(id, now, from, to, detail)
+  if TERMINAL[to] then
+    redis.call('expire', jk, retention)
+    redis.call('expire', jk .. ':history', retention)
+    local key = rec[5]
+    if not key or key == '' then key = rec[6] end
+    if key and key ~= '' then redis.call('expire', P .. 'idem:' .. key, retention) end
+  elseif TERMINAL[from] then
+    redis.call('persist', jk)
+    redis.call('persist', jk .. ':history')
+  end
 end
-""".replace("HISTORY_LIMIT", str(HISTORY_LIMIT)).replace("AUDIT_MAXLEN", str(AUDIT_MAXLEN))
+""".replace("HISTORY_LIMIT", str(HISTORY_LIMIT)).replace("AUDIT_MAXLEN", str(AUDIT_MAXLEN)) \
+    + LUA_ENQUEUE
 
 # ARGV: P, now, id, idem_key (scoped: "api:..." or "internal:..."), timer ('' = due now,
-# 'wall', 'world'), due, retention, field/value pairs
+# 'wall', 'world'), due, retention, field/value pairs. Returns {created, the record's fields}.
 CREATE = LUA_LIB + r"""
 local now, id, idem, timer, due = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 if idem ~= '' then
   local existing = redis.call('get', P .. 'idem:' .. idem)
-  if existing and redis.call('exists', P .. 'job:' .. existing) == 1 then
-    return {0, existing}
+  if existing then
+    local stored = redis.call('hgetall', P .. 'job:' .. existing)
+    if #stored > 0 then return {0, stored} end
   end
 end
 local jk = P .. 'job:' .. id
@@ -59,6 +97,7 @@ for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('hset', jk, unpack(fields))
 redis.call('zadd', P .. 'jobs:all', now, id)
 if idem ~= '' then redis.call('set', P .. 'idem:' .. idem, id) end
+local state = 'queued'
 if timer == 'world' then
   -- A world time the campaign has already reached makes the job due now (atomic with
   -- pump_world, so a job can never slip in behind a pump that already passed it).
@@ -73,63 +112,160 @@ elseif timer == 'wall' then
   timer = P .. 'timers:wall'
 end
 if timer ~= '' then
-  set_state(id, '', 'scheduled', now)
+  state = 'scheduled'
   redis.call('zadd', timer, due, id)
-  history(id, now, '', 'scheduled', 'created')
 else
-  set_state(id, '', 'queued', now)
   enqueue(id, now)
-  history(id, now, '', 'queued', 'created, due now')
 end
-return {1, id}
+redis.call('hset', jk, 'state', state)
+redis.call('zadd', P .. 'jobs:state:' .. state, now, id)
+history(id, now, '', state, state == 'queued' and 'created, due now' or 'created')
+fields[#fields + 1] = 'state'
+fields[#fields + 1] = state
+return {1, fields}
 """
 
-# KEYS[1]: timer zset. ARGV: P, now, max_score, limit, detail
+# KEYS[1]: timer zset. ARGV: P, now, max_score, limit, detail. A job waiting on a timer is
+# ``scheduled`` (its due time) or ``failed`` (its next attempt after a backoff).
 PUMP = LUA_LIB + r"""
 local now = ARGV[2]
 local ids = redis.call('zrangebyscore', KEYS[1], '-inf', ARGV[3], 'LIMIT', 0, tonumber(ARGV[4]))
 local moved = 0
 for _, id in ipairs(ids) do
   redis.call('zrem', KEYS[1], id)
-  local jk = P .. 'job:' .. id
-  if redis.call('hget', jk, 'state') == 'scheduled' then
+  local rec = read(id)
+  local state = rec[1]
+  if state == 'scheduled' or state == 'failed' then
     enqueue(id, now)
-    set_state(id, 'scheduled', 'queued', now)
-    history(id, now, 'scheduled', 'queued', ARGV[5])
+    move(id, rec, 'queued', state == 'failed' and 'retry due' or ARGV[5], now, {}, 0, '')
     moved = moved + 1
   end
 end
 return {moved, #ids}
 """
 
-# ARGV: P, now, id, allowed states (comma list), to, detail, retention, field/value pairs...
+# ARGV: P, now, id, allowed states (comma list), to, detail, retention, wall_due,
+# field/value pairs...
 TRANSITION = LUA_LIB + r"""
 local now, id, allowed, to, detail = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local jk = P .. 'job:' .. id
-local state = redis.call('hget', jk, 'state')
+local rec = read(id)
+local state = rec[1]
 if not state then return {-1, ''} end
-if not string.find(',' .. allowed .. ',', ',' .. state .. ',', 1, true) then return {0, state} end
+if not allowed_from(allowed, state) then return {0, state} end
 local fields = {}
-for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
-if #fields > 0 then redis.call('hset', jk, unpack(fields)) end
-if to == 'running' then redis.call('hincrby', jk, 'attempts', 1) end
-if to == 'scheduled' or to == 'cancelled' or to == 'queued' then
-  local campaign, wall, world = unpack(redis.call('hmget', jk, 'campaignId', 'runAt', 'runAtWorldTime'))
-  redis.call('zrem', P .. 'timers:wall', id)
-  redis.call('zrem', P .. 'timers:world:' .. campaign, id)
-  if to == 'scheduled' then
-    if world and world ~= '' then redis.call('zadd', P .. 'timers:world:' .. campaign, world, id)
-    else redis.call('zadd', P .. 'timers:wall', wall, id) end
+for i = 9, #ARGV do fields[#fields + 1] = ARGV[i] end
+if to == 'running' then
+  fields[#fields + 1] = 'attempts'
+  fields[#fields + 1] = (tonumber(rec[4]) or 0) + 1
+end
+move(id, rec, to, detail, now, fields, ARGV[7], ARGV[8])
+if to == 'queued' then enqueue(id, now) end
+return {1, state}
+"""
+
+# The worker's side. ARGV: P, now, queue, worker id, then the command's own arguments.
+LUA_WORKER = LUA_LIB + r"""
+local now, queue, worker = ARGV[2], ARGV[3], ARGV[4]
+""" + LUA_CONSUMER + r"""
+local function job_of(rid)
+  return string.match(rid, '^(.+)#[^#]*$')
+end
+heartbeat()
+"""
+
+# ARGV[5]: how many to fetch. Pops up to that many messages (Dramatiq's fetch) and claims
+# each one's job: queued/failed/running -> running with the attempt counted. Returns a flat
+# list of (data, claim, attempt, previous state): claim 'run' (claimed), 'skip' (the record
+# is in a state that must not run: previous state given) or '' (no record).
+FETCH = LUA_WORKER + r"""
+local out = {}
+for i = 1, tonumber(ARGV[5]) do
+  local rid = pop_message()
+  if not rid then break end
+  local data = redis.call('hget', P .. queue .. '.msgs', rid)
+  if data then
+    local claim, attempt, previous = '', 0, ''
+    local id = job_of(rid)
+    if id then
+      local rec = read(id)
+      if rec[1] then
+        previous = rec[1]
+        if previous == 'queued' or previous == 'failed' or previous == 'running' then
+          attempt = (tonumber(rec[4]) or 0) + 1
+          move(id, rec, 'running', 'attempt ' .. attempt .. ' started', now,
+               {'rid', rid, 'attempts', attempt}, 0, '')
+          claim = 'run'
+        else
+          claim = 'skip'
+        end
+      end
+    end
+    out[#out + 1] = data
+    out[#out + 1] = claim
+    out[#out + 1] = attempt
+    out[#out + 1] = previous
+  else
+    redis.call('srem', P .. '__acks__.' .. worker .. '.' .. queue, rid)
   end
 end
-set_state(id, state, to, now)
-history(id, now, state, to, detail)
-if to == 'queued' then enqueue(id, now) end
-if to == 'succeeded' or to == 'dead' or to == 'cancelled' then
-  finish(id, ARGV[7])
+return out
+"""
+
+# ARGV[5..]: rid, job id ('' = no record to change), to, detail, retention, wall_due,
+# field/value pairs. Acknowledges the message (Dramatiq's ack, or its rejection into the
+# dead letters when to is 'dead': ARGV[11] is then the message to keep there) and moves the
+# record from running to `to`. Returns {acknowledged, transition ok (-1 missing), state found}.
+OUTCOME = LUA_WORKER + r"""
+local rid, id, to, detail, retention, wall_due = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]
+local first = 11
+local acked
+if to == 'dead' then
+  acked = nack_message(rid, ARGV[11])
+  first = 12
 else
-  redis.call('persist', jk)
-  redis.call('persist', jk .. ':history')
+  acked = ack_message(rid)
 end
-return {1, state}
+if id == '' then return {acked and 1 or 0, 1, ''} end
+local rec = read(id)
+if not rec[1] then return {acked and 1 or 0, -1, ''} end
+if rec[1] ~= 'running' then return {acked and 1 or 0, 0, rec[1]} end
+local fields = {}
+for i = first, #ARGV do fields[#fields + 1] = ARGV[i] end
+if to == 'scheduled' then
+  -- Back on its timer without spending the attempt (an open circuit).
+  fields[#fields + 1] = 'attempts'
+  fields[#fields + 1] = math.max(0, (tonumber(rec[4]) or 1) - 1)
+end
+move(id, rec, to, detail, now, fields, retention, wall_due)
+return {acked and 1 or 0, 1, 'running'}
+"""
+
+# ARGV[5..]: the rids a stopping worker fetched but did not run. Puts each message back on
+# its queue (Dramatiq's requeue) and its claimed record back to queued, the attempt not spent.
+REQUEUE = LUA_WORKER + r"""
+local returned = 0
+for i = 5, #ARGV do
+  local rid = ARGV[i]
+  if requeue_message(rid) then
+    returned = returned + 1
+    local id = job_of(rid)
+    if id then
+      local rec = read(id)
+      if rec[1] == 'running' and redis.call('hget', P .. 'job:' .. id, 'rid') == rid then
+        move(id, rec, 'queued', 'returned to the queue: the worker stopped before running it',
+             now, {'attempts', math.max(0, (tonumber(rec[4]) or 1) - 1)}, 0, '')
+      end
+    end
+  end
+end
+return returned
+"""
+
+# ARGV: P, campaign, world ms. Keeps the newest world time of a campaign: never backwards.
+REMEMBER_WORLD_TIME = r"""
+local key = ARGV[1] .. 'worldtime'
+local current = redis.call('hget', key, ARGV[2])
+if current and tonumber(current) >= tonumber(ARGV[3]) then return 0 end
+redis.call('hset', key, ARGV[2], ARGV[3])
+return 1
 """

@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 from dataclasses import dataclass
 
-from dramatiq import Message
-
-from . import queueing
+from . import wire
+from .jobscripts import (  # noqa: F401
+    AUDIT_MAXLEN, CREATE, HISTORY_LIMIT, PUMP, REMEMBER_WORLD_TIME, TRANSITION,
+)
 from .times import MAX_TIME_MS, MIN_TIME_MS, iso_ms, now_ms, parse_iso_ms  # noqa: F401
 
 #: Scopes of idempotency keys: given over the REST API, or used by the service itself.
@@ -39,7 +39,6 @@ KEY_SCOPES = ("api", "internal")
 
 STATES = ("scheduled", "queued", "running", "succeeded", "failed", "dead", "cancelled")
 TERMINAL = ("succeeded", "dead", "cancelled")
-from .jobscripts import AUDIT_MAXLEN, CREATE, HISTORY_LIMIT, PUMP, TRANSITION  # noqa: F401
 
 _RECORD_FIELDS = ("id", "type", "campaignId", "payload", "priority", "state", "runAt",
                   "runAtWorldTime", "attempts", "lastError", "result", "createdAt",
@@ -57,19 +56,6 @@ def request_fingerprint(job: dict, run_at_ms, run_at_world_ms) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def encode_message(job: dict, attempt_options: dict | None = None) -> tuple[str, str, str]:
-    """The Dramatiq message that runs ``job``: ``(queue, redis message id, encoded body)``."""
-    band = queueing.band_for(job["priority"])
-    queue = queueing.queue_name(band)
-    rid = str(uuid.uuid4())
-    body = {k: job[k] for k in ("id", "type", "campaignId", "payload", "priority")}
-    message = Message(
-        queue_name=queue, actor_name=queueing.actor_name(job["type"], band), args=(body,),
-        kwargs={}, options={"redis_message_id": rid, **(attempt_options or {})},
-    )
-    return queue, rid, message.encode().decode("utf-8")
-
-
 @dataclass
 class TransitionResult:
     """Outcome of a guarded transition: ``ok``, the state found, or ``missing``."""
@@ -85,13 +71,17 @@ class TransitionResult:
 class JobStore:
     """Reads and changes job records and timers; the only code that knows their keys."""
 
-    def __init__(self, redis, namespace: str, retention_hours: int = 168):
+    def __init__(self, redis, namespace: str, retention_hours: int = 168, *, clock=now_ms):
         self.redis = redis
+        self.namespace = namespace
         self.prefix = f"{namespace}:"
         self.retention_s = int(retention_hours * 3600)
+        #: ``clock() -> epoch ms``: the time every change is stamped with (tests pass theirs).
+        self.clock = clock
         self._create = redis.register_script(CREATE)
         self._pump = redis.register_script(PUMP)
         self._transition = redis.register_script(TRANSITION)
+        self._remember_world_time = redis.register_script(REMEMBER_WORLD_TIME)
         self._set_existing = redis.register_script(
             "if redis.call('exists', KEYS[1]) == 1 then "
             "redis.call('hset', KEYS[1], unpack(ARGV)) return 1 end return 0")
@@ -125,10 +115,9 @@ class JobStore:
         """
         if key_scope not in KEY_SCOPES:
             raise ValueError(f"key_scope must be one of {KEY_SCOPES}, got {key_scope!r}")
-        created, job_id = self._create(args=self._create_args(
+        created, flat = self._create(args=self._create_args(
             job, run_at_ms, run_at_world_ms, idempotency_key, key_scope))
-        job_id = job_id.decode() if isinstance(job_id, bytes) else job_id
-        return self.get(job_id), bool(created)
+        return _record(dict(zip(flat[::2], flat[1::2]))), bool(created)
 
     def create_many(self, entries) -> int:
         """Create many jobs in pipelined batches (no idempotency keys); returns how many.
@@ -148,9 +137,9 @@ class JobStore:
         return count
 
     def _create_args(self, job, run_at_ms, run_at_world_ms, idempotency_key, key_scope) -> list:
-        now = now_ms()
+        now = self.clock()
         scoped = f"{key_scope}:{idempotency_key}" if idempotency_key else ""
-        queue, rid, message = encode_message(job)
+        queue, rid, message = wire.encode_message(job)
         timer, due = "", ""
         if run_at_world_ms is not None:
             timer, due = "world", run_at_world_ms
@@ -238,11 +227,9 @@ class JobStore:
     # -- transitions -----------------------------------------------------------------
     def transition(self, job_id, allowed, to, detail="", **fields) -> TransitionResult:
         """Move a job to ``to`` if its state is one of ``allowed``, setting ``fields``."""
-        flat = []
-        for k, v in fields.items():
-            flat += [k, "" if v is None else (json.dumps(v) if isinstance(v, (dict, list)) else v)]
         ok, previous = self._transition(args=[
-            self.prefix, now_ms(), job_id, ",".join(allowed), to, detail, self.retention_s, *flat,
+            self.prefix, self.clock(), job_id, ",".join(allowed), to, detail, self.retention_s, "",
+            *flat_fields(fields),
         ])
         previous = previous.decode() if isinstance(previous, bytes) else previous
         return TransitionResult(ok == 1, previous if ok != -1 else None)
@@ -256,7 +243,7 @@ class JobStore:
         job = {"id": job_id, "type": type_, "campaignId": campaign,
                "payload": json.loads(old_payload) if payload is None else payload,
                "priority": int(old_priority) if priority is None else priority}
-        queue, rid, message = encode_message(job)
+        queue, rid, message = wire.encode_message(job)
         return {"payload": json.dumps(job["payload"]), "priority": job["priority"],
                 "queue": queue, "rid": rid, "message": message}
 
@@ -309,7 +296,7 @@ class JobStore:
 
     def message_pending(self, queue: str, rid: str) -> bool:
         """Whether Dramatiq still holds the message ``rid`` of ``queue`` (queued or unacked)."""
-        return bool(self.redis.hexists(f"{self.prefix}{queue}.msgs", rid))
+        return wire.message_pending(self.redis, self.prefix, queue, rid)
 
     def is_dead_letter(self, job_id) -> bool:
         return self.redis.hget(self.key("job", job_id), "deadLetter") == b"1"
@@ -318,10 +305,7 @@ class JobStore:
         """Remove Dramatiq's dead-letter copy of the job's last message."""
         queue, rid = self.get_internal(job_id, "queue", "rid")
         if queue and rid:
-            pipe = self.redis.pipeline()
-            pipe.zrem(f"{self.prefix}{queue}.XQ", rid)
-            pipe.hdel(f"{self.prefix}{queue}.XQ.msgs", rid)
-            pipe.execute()
+            wire.drop_dead_copy(self.redis, self.prefix, queue, rid)
 
     def replay_dead_letter(self, job_id, *, payload=None, detail):
         """Enqueue a dead job again now, its attempts counted afresh; history is kept."""
@@ -361,7 +345,7 @@ class JobStore:
         Returns:
             ``(jobs enqueued, timers removed)``.
         """
-        moved, seen = self._pump(keys=[timer_key], args=[self.prefix, now_ms(), max_score, limit, detail])
+        moved, seen = self._pump(keys=[timer_key], args=[self.prefix, self.clock(), max_score, limit, detail])
         return moved, seen
 
     def prune_indexes(self, limit: int = 1000) -> int:
@@ -370,7 +354,7 @@ class JobStore:
         Records expire on their own (``JOB_RETENTION_HOURS``); their ids in the sorted-set
         indexes do not, so the oldest ids older than the retention are checked here.
         """
-        cutoff = now_ms() - self.retention_s * 1000
+        cutoff = self.clock() - self.retention_s * 1000
         removed = 0
         indexes = [self.key("jobs", "all")] + [self.key("jobs", "state", s) for s in STATES]
         for index in indexes:
@@ -389,12 +373,10 @@ class JobStore:
         first = self.redis.zrange(self.wall_timers, 0, 0, withscores=True)
         return int(first[0][1]) if first else None
 
-    def remember_world_time(self, campaign_id: str, world_ms: int) -> None:
-        """Keep the newest world time seen for a campaign (never moves backwards)."""
-        key = self.key("worldtime")
-        current = self.redis.hget(key, campaign_id)
-        if current is None or int(current) < world_ms:
-            self.redis.hset(key, campaign_id, world_ms)
+    def remember_world_time(self, campaign_id: str, world_ms: int) -> bool:
+        """Keep the newest world time seen for a campaign: one atomic compare-and-set, so
+        two subscribers can never move it backwards. Returns whether it moved."""
+        return bool(self._remember_world_time(args=[self.prefix, campaign_id, int(world_ms)]))
 
     def remembered_world_time(self, campaign_id: str) -> int | None:
         """The world time the pumps last reached for a campaign (epoch ms), or None."""
@@ -435,6 +417,14 @@ class JobStore:
         for key in self.redis.scan_iter(match=prefix + "*", count=1000):
             names.add(key.decode()[len(prefix):])
         return sorted(names)
+
+
+def flat_fields(fields: dict) -> list:
+    """``{field: value}`` as the flat list a script takes (None as '', dicts and lists as JSON)."""
+    flat = []
+    for k, v in fields.items():
+        flat += [k, "" if v is None else (json.dumps(v) if isinstance(v, (dict, list)) else v)]
+    return flat
 
 
 def _record(raw: dict) -> dict:

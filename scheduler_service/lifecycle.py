@@ -1,123 +1,270 @@
-"""Dramatiq middleware that keeps job records in step with what the worker really does.
+"""The worker's side of a job's state machine, in one place.
 
-``queued``/``failed``/``running`` → ``running`` when an attempt starts (``running`` again
-when a message is redelivered after a worker died); → ``succeeded`` with the handler's
-result; → ``failed`` with the error while retries remain; → ``dead`` once Dramatiq gives
-up and dead-letters the message. A message whose job was cancelled (or already finished)
-is skipped, so a cancelled job never runs even if its message was already queued.
+:class:`JobRecords` is the Dramatiq middleware that alone decides and writes what happens
+to a job record while a worker has it:
 
-An attempt's outcome is written before Dramatiq acknowledges its message, and that write
-is retried through a Redis outage for up to :data:`OUTCOME_RETRY_S`: a record must not
-stay ``running`` for an attempt that ended. Should the outage last longer, the periodic
-repair (:mod:`scheduler_service.repair`) finds the record and enqueues the job again.
+* **claim**: the worker's fetch marks each fetched job ``running`` (``queued``, ``failed``
+  or ``running`` again after a worker died) and counts the attempt, in the same Lua call
+  as Dramatiq's fetch; a job found ``cancelled`` or finished is skipped, so a cancelled
+  job never runs even if its message was already queued;
+* **outcome**, decided from the handler's return value or exception once it ends:
+  ``succeeded`` with the result; ``failed`` with the error and a wall timer at the next
+  attempt's backoff (the timer pump enqueues it again, so a retry survives any restart);
+  ``dead`` once the attempts are spent or the error is permanent (the message goes to
+  Dramatiq's dead letters with its last error); back to ``scheduled`` without spending the
+  attempt when the API's circuit breaker is open;
+* **write**: the outcome is written in the same Lua call as Dramatiq's acknowledgement
+  (or rejection) of the message, so a record can never say ``running`` for a message that
+  is gone, nor an acknowledged message lack its outcome. The call is retried through a
+  Redis outage; if the worker dies meanwhile, Dramatiq redelivers the message and the job
+  runs again (handlers are idempotent);
+* **requeue**: messages a stopping worker fetched but never ran go back to their queue and
+  their records back to ``queued``, the attempt not spent.
+
+The record's ``attempts`` is the one attempt counter: Dramatiq's ``Retries`` middleware is
+not used. Which errors are permanent is told by the error tree
+(:class:`~scheduler_service.errors.PermanentError`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+import traceback
+from dataclasses import dataclass, field
 from typing import Callable
 
 import redis
+from dramatiq.broker import MessageProxy
+from dramatiq.common import compute_backoff
 from dramatiq.middleware import Middleware, SkipMessage
+
+from . import wire
+from .errors import CircuitOpen, PermanentError
+from .jobscripts import FETCH, OUTCOME, REQUEUE
+from .jobstore import flat_fields
 
 logger = logging.getLogger(__name__)
 
-#: How long the write of an attempt's outcome is retried while Redis is unreachable.
+#: How long a write of an attempt's outcome is retried here while Redis is unreachable,
+#: before the worker's own retry loop (every few seconds, until Redis is back) takes over.
 OUTCOME_RETRY_S = 30.0
 #: Longest wait between two tries of that write.
 OUTCOME_RETRY_MAX_DELAY_S = 2.0
 #: Redis errors worth another try: the server is gone, restarting, loading, or failing over.
 REDIS_OUTAGE = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ReadOnlyError)
+#: Shortest wait before a job meets an open circuit again.
+MIN_CIRCUIT_WAIT_MS = 1000
 
-#: Option under which the runner hands the handler's result to this middleware.
-RESULT_OPTION = "_scheduler_result"
+
+@dataclass
+class Outcome:
+    """What an attempt's end does to its record (written with the acknowledgement)."""
+
+    to: str
+    detail: str
+    fields: dict = field(default_factory=dict)
+    #: A wall timer for the record (epoch ms): the next attempt of a ``failed`` job.
+    wall_due: int | None = None
+    #: The encoded message kept in the dead letters (``dead`` only).
+    dead_copy: str = ""
 
 
-def _job_id(message):
+class JobMessage(MessageProxy):
+    """A fetched message, with what the fetch found of its job's record.
+
+    Attributes:
+        job_id: the job the message runs (from its Redis message id), or None.
+        claim: ``"run"`` (the fetch marked the record running), ``"skip"`` (the record is
+            ``previous`` and must not run) or ``""`` (no record was changed).
+        attempt: the attempt this delivery is, counted by the record.
+        outcome: the :class:`Outcome` to write with the acknowledgement, once decided.
+    """
+
+    def __init__(self, message, *, job_id=None, claim="", attempt=0, previous=""):
+        super().__init__(message)
+        self.job_id = job_id
+        self.claim = claim
+        self.attempt = attempt
+        self.previous = previous
+        self.outcome: Outcome | None = None
+
+
+def job_id_of(message) -> str | None:
+    job_id = getattr(message, "job_id", None)
+    if job_id:
+        return job_id
     if message.args and isinstance(message.args[0], dict):
         return message.args[0].get("id")
     return None
 
 
 class JobRecords(Middleware):
-    """Writes each attempt's start and outcome to the job store.
+    """The worker's job state machine: claims, outcomes and their writes.
 
     Args:
-        store_getter: returns the job store.
+        store: the :class:`~scheduler_service.jobstore.JobStore` (its Redis and prefix).
+        max_retries: retries of a job type that sets none (``QUEUE_MAX_RETRIES``).
+        min_backoff_ms, max_backoff_ms: the exponential backoff between attempts.
         retry_s: how long an outcome write is retried through a Redis outage.
         sleep: how to wait between tries (injected by tests).
     """
 
-    def __init__(self, store_getter, retry_s: float = OUTCOME_RETRY_S,
+    def __init__(self, store, *, max_retries: int = 3, min_backoff_ms: int = 5000,
+                 max_backoff_ms: int = 3_600_000, retry_s: float = OUTCOME_RETRY_S,
                  sleep: Callable[[float], None] = time.sleep):
-        self._store_getter = store_getter
+        self.store = store
+        self.max_retries = max_retries
+        self.min_backoff_ms = min_backoff_ms
+        self.max_backoff_ms = max_backoff_ms
         self.retry_s = retry_s
         self._sleep = sleep
+        self._fetch = store.redis.register_script(FETCH)
+        self._outcome = store.redis.register_script(OUTCOME)
+        self._requeue = store.redis.register_script(REQUEUE)
 
     @property
-    def store(self):
-        return self._store_getter()
+    def actor_options(self):
+        # ``throws``: exceptions Dramatiq's worker logs as expected (no traceback).
+        return {"max_retries", "throws"}
 
-    def before_process_message(self, broker, message):
-        job_id = _job_id(message)
-        if job_id is None:
-            return
-        result = self.store.transition(
-            job_id, ("queued", "failed", "running"), "running",
-            f"attempt {message.options.get('retries', 0) + 1} started",
-            rid=message.options.get("redis_message_id", ""),
-        )
-        if result.missing:
-            logger.warning("no record for job %s; running it anyway", job_id,
+    # -- the consumer's calls (fetch, acknowledge, reject, requeue) ------------------
+    def fetch(self, broker, queue: str, count: int) -> list[JobMessage]:
+        """Dramatiq's fetch of up to ``count`` messages, each job claimed in the same call."""
+        from dramatiq import Message
+
+        flat = self._fetch(args=[self.store.prefix, self.store.clock(), queue, broker.broker_id,
+                                 count])
+        out = []
+        for i in range(0, len(flat), 4):
+            data, claim, attempt, previous = flat[i:i + 4]
+            message = Message.decode(data)
+            job_id = wire.job_id_of_rid(message.options.get("redis_message_id", "")) if claim else None
+            out.append(JobMessage(message, job_id=job_id, claim=claim.decode(),
+                                  attempt=int(attempt), previous=previous.decode()))
+        return out
+
+    def settle(self, broker, queue: str, message, *, reject: bool) -> None:
+        """Acknowledge (or reject into the dead letters) ``message`` and write its outcome,
+        in one call; tried again through a Redis outage of up to ``retry_s``."""
+        outcome = getattr(message, "outcome", None)
+        rid = message.options["redis_message_id"]
+        job_id = job_id_of(message) if outcome is not None else None
+        if outcome is None:
+            outcome = Outcome("dead" if reject else "", "")
+        elif reject and outcome.to != "dead":
+            outcome = Outcome("dead", outcome.detail, outcome.fields, dead_copy=outcome.dead_copy)
+        args = [self.store.prefix, self.store.clock(), queue, broker.broker_id, rid, job_id or "",
+                outcome.to, outcome.detail, self.store.retention_s,
+                "" if outcome.wall_due is None else outcome.wall_due]
+        if outcome.to == "dead":
+            args.append(outcome.dead_copy)
+        args += flat_fields(outcome.fields)
+        _, ok, previous = self._write(args, job_id, outcome.to)
+        if job_id and ok != 1:
+            logger.warning("job %s ended %s but its record is %s; left as it is", job_id,
+                           outcome.to, previous.decode() if previous else "missing",
                            extra={"job_id": job_id})
-        elif not result.ok:
-            logger.info("skipping job %s: it is %s", job_id, result.previous,
-                        extra={"job_id": job_id})
-            raise SkipMessage(f"job is {result.previous}")
 
-    def after_process_message(self, broker, message, *, result=None, exception=None):
-        job_id = _job_id(message)
-        if job_id is None:
-            return
-        if exception is None:
-            outcome = message.options.pop(RESULT_OPTION, None)
-            self._outcome(job_id, "succeeded", "succeeded",
-                          result=outcome if outcome is not None else {}, lastError=None)
-            return
-        error = f"{type(exception).__name__}: {exception}"[:2000]
-        if message.failed:
-            self._outcome(job_id, "dead",
-                          f"dead-lettered after {message.options.get('retries', 1)} attempt(s): {error}",
-                          lastError=error, deadLetter=1)
-        else:
-            self._outcome(job_id, "failed", f"will retry: {error}", lastError=error)
-
-    def _outcome(self, job_id, to, detail, **fields):
-        """``running`` → ``to``, tried again through a Redis outage of up to ``retry_s``.
-
-        A guarded transition is safe to repeat: if a try was applied but its answer lost,
-        the next one finds the job already in ``to`` and changes nothing.
-        """
+    def _write(self, args, job_id, to):
         deadline = time.monotonic() + self.retry_s
         delay, tries = 0.1, 0
         while True:
             tries += 1
             try:
-                result = self.store.transition(job_id, ("running",), to, detail, **fields)
-                break
+                acked, ok, previous = self._outcome(args=args)
+                if tries > 1 and ok == 0 and previous == to.encode():
+                    ok = 1  # an earlier try was applied, its answer lost
+                return acked, ok, previous
             except REDIS_OUTAGE as e:
                 if time.monotonic() + delay > deadline:
-                    logger.error("could not record that job %s is %s after %s tries (%s); the "
-                                 "periodic repair will enqueue it again", job_id, to, tries, e,
-                                 extra={"job_id": job_id, "alert": "job_outcome_lost"})
-                    raise
+                    logger.error("could not record that job %s is %s after %s tries (%s); "
+                                 "trying on until Redis is back", job_id, to or "done", tries, e,
+                                 extra={"job_id": job_id, "alert": "job_outcome_delayed"})
+                    from dramatiq.errors import ConnectionClosed
+
+                    raise ConnectionClosed(e) from None
                 logger.warning("Redis unavailable while recording that job %s is %s (%s); "
-                               "trying again in %.1fs", job_id, to, e, delay,
+                               "trying again in %.1fs", job_id, to or "done", e, delay,
                                extra={"job_id": job_id})
                 self._sleep(delay)
                 delay = min(delay * 2, OUTCOME_RETRY_MAX_DELAY_S)
-        if not result.ok and not (tries > 1 and result.previous == to):
-            logger.warning("job %s ended %s but its record is %s; left as it is", job_id, to,
-                           result.previous or "missing", extra={"job_id": job_id})
-        return result
+
+    def requeue(self, broker, queue: str, rids) -> int:
+        """Put fetched, never-run messages back on their queue; their records to ``queued``."""
+        rids = list(rids)
+        if not rids:
+            return 0
+        return self._requeue(args=[self.store.prefix, self.store.clock(), queue,
+                                   broker.broker_id, *rids])
+
+    # -- middleware hooks ------------------------------------------------------------
+    def before_process_message(self, broker, message):
+        claim = getattr(message, "claim", "")
+        if claim == "run":
+            return
+        job_id = job_id_of(message)
+        if claim == "skip":
+            logger.info("skipping job %s: it is %s", job_id, message.previous,
+                        extra={"job_id": job_id})
+            raise SkipMessage(f"job is {message.previous}")
+        if job_id is None:
+            return
+        # A message the fetch could not claim (sent by an older version): claim it here.
+        result = self.store.transition(
+            job_id, ("queued", "failed", "running"), "running", "attempt started",
+            rid=message.options.get("redis_message_id", ""))
+        if result.missing:
+            logger.warning("no record for job %s; running it anyway", job_id,
+                           extra={"job_id": job_id})
+            return
+        if not result.ok:
+            logger.info("skipping job %s: it is %s", job_id, result.previous,
+                        extra={"job_id": job_id})
+            raise SkipMessage(f"job is {result.previous}")
+        if isinstance(message, JobMessage):
+            (attempts,) = self.store.get_internal(job_id, "attempts")
+            message.job_id, message.claim, message.attempt = job_id, "run", int(attempts or 1)
+
+    def after_process_message(self, broker, message, *, result=None, exception=None):
+        if not isinstance(message, JobMessage) or message.claim != "run":
+            return
+        message.outcome = self.decide(broker, message, result, exception)
+        if message.outcome.to == "dead":
+            message.fail()
+
+    def decide(self, broker, message, result, exception) -> Outcome:
+        """The outcome of an attempt that returned ``result`` or raised ``exception``."""
+        if exception is None:
+            return Outcome("succeeded", "succeeded",
+                           {"result": result if result is not None else {}, "lastError": None})
+        error = f"{type(exception).__name__}: {exception}"[:2000]
+        now = self.store.clock()
+        if isinstance(exception, CircuitOpen):
+            delay = max(MIN_CIRCUIT_WAIT_MS, int(exception.retry_after_s * 1000))
+            logger.warning("API circuit open; job rescheduled in %s ms without spending an "
+                           "attempt", delay, extra={"job_id": message.job_id})
+            return Outcome("scheduled", f"API circuit open; retry in {delay} ms",
+                           {"runAt": now + delay, "runAtWorldTime": "", "lastError": error})
+        actor = broker.get_actor(message.actor_name) if message.actor_name in broker.actors else None
+        max_retries = (actor.options.get("max_retries") if actor else None)
+        max_retries = self.max_retries if max_retries is None else max_retries
+        attempt = message.attempt or 1
+        if isinstance(exception, PermanentError) or attempt > max_retries:
+            why = "permanent error" if isinstance(exception, PermanentError) else \
+                f"{attempt} attempt(s)"
+            return Outcome("dead", f"dead-lettered after {why}: {error}",
+                           {"lastError": error, "deadLetter": 1},
+                           dead_copy=self._dead_copy(message, exception, error, attempt, now))
+        _, backoff = compute_backoff(attempt, factor=self.min_backoff_ms,
+                                     max_backoff=self.max_backoff_ms)
+        return Outcome("failed", f"will retry in {backoff} ms: {error}", {"lastError": error},
+                       wall_due=now + backoff)
+
+    @staticmethod
+    def _dead_copy(message, exception, error, attempt, now) -> str:
+        """The message as kept in the dead letters: with what killed it, for operators."""
+        trace = "".join(traceback.format_exception(type(exception), exception,
+                                                   exception.__traceback__))[-4000:]
+        return message.copy(options={"last_error": error, "attempts": attempt,
+                                     "failed_at": now, "traceback": trace}).encode().decode()

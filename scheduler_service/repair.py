@@ -1,14 +1,14 @@
 """The periodic check that no job record stays ``running`` after its attempt ended.
 
-A worker records an attempt's outcome (``running`` → ``succeeded``/``failed``/``dead``)
-before it acknowledges the Dramatiq message; the write is retried through short Redis
-outages (:mod:`scheduler_service.lifecycle`), but one that still fails leaves the record
-``running`` while the message is gone. This check finds such records: ``running`` for
-longer than their job type's time limit plus a grace, and their message acknowledged
-(no longer in its queue's message hash, so Dramatiq will never deliver it again). The
-outcome of that attempt is unknown, so the job is enqueued again with a fresh message:
-handlers are idempotent (``DEFERRED_EFFECT`` finds its own execution, expirations see
-completed events), so running it again gives the same state as the lost attempt did.
+A worker writes an attempt's outcome in the same Lua call as it acknowledges the Dramatiq
+message (:mod:`scheduler_service.lifecycle`), so the two cannot part; this check is the
+safety net for what that cannot cover (a record changed by hand, a message removed by an
+operator, one acknowledged by an earlier version that wrote outcomes separately). It finds
+records ``running`` for longer than their job type's time limit plus a grace whose message
+is acknowledged (no longer in its queue's message hash, so Dramatiq will never deliver it
+again). The outcome of that attempt is unknown, so the job is enqueued again with a fresh
+message: handlers are idempotent (``DEFERRED_EFFECT`` finds its own execution, expirations
+see completed events), so running it again gives the same state as the lost attempt did.
 A record whose message is still there is left alone: Dramatiq redelivers it.
 """
 

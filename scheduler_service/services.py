@@ -57,11 +57,12 @@ def build_services(settings, registry: Registry | None = None) -> Services:
     client = redis.Redis.from_url(
         settings.redis_url, socket_connect_timeout=5, socket_timeout=30, health_check_interval=30,
     )
-    holder: list[Services] = []
-    broker = build_broker(settings, client=client,
-                          job_records=JobRecords(lambda: holder[0].jobs))
+    jobs = JobStore(client, settings.redis_namespace, settings.job_retention_hours)
+    records = JobRecords(jobs, max_retries=settings.queue_max_retries,
+                         min_backoff_ms=settings.queue_retry_backoff_ms,
+                         max_backoff_ms=settings.queue_max_backoff_ms)
+    broker = build_broker(settings, client=client, records=records)
     services = Services(settings=settings, registry=registry, redis=client, broker=broker,
-                        jobs=JobStore(client, settings.redis_namespace, settings.job_retention_hours))
-    holder.append(services)
+                        jobs=jobs)
     services.actors = declare_actors(broker, registry, settings, make_runner(services))
     return services

@@ -4,7 +4,8 @@ Wall-clock timers are pumped continuously by :class:`WallTimerPump` (a thread of
 process that owns it); world-clock timers of a campaign are pumped by
 :func:`pump_world` when its world time is known to have advanced. Both promote in
 batches with one Lua call each (see :mod:`scheduler_service.jobstore`), so several
-pumps may run at once and each timer is still promoted exactly once.
+pumps may run at once and each timer is still promoted exactly once. Time is the job
+store's clock (``store.clock``), so a test moves it instead of sleeping.
 """
 
 from __future__ import annotations
@@ -13,14 +14,12 @@ import logging
 import threading
 import time
 
-from .jobstore import now_ms
-
 logger = logging.getLogger(__name__)
 
 
 def pump_wall(store, batch: int = 1000, now: int | None = None) -> int:
     """Promote every wall timer due at ``now``; returns how many jobs were enqueued."""
-    now = now_ms() if now is None else now
+    now = store.clock() if now is None else now
     total = 0
     while True:
         moved, seen = store.pump(store.wall_timers, now, batch, detail="due (wall clock)")
@@ -98,12 +97,12 @@ class WallTimerPump:
                     if pruned:
                         logger.info("dropped %s expired job ids from the indexes", pruned)
                     if self.repair is not None:
-                        self.repair(now_ms())
-                self.last_run_ms = now_ms()
+                        self.repair(self.store.clock())
+                self.last_run_ms = self.store.clock()
                 next_due = self.store.next_wall_due()
                 wait = self.interval_s
                 if next_due is not None:
-                    wait = min(wait, max(0.0, (next_due - now_ms()) / 1000))
+                    wait = min(wait, max(0.0, (next_due - self.store.clock()) / 1000))
                 backoff = 0.5
             except Exception:  # Redis down: keep trying, never die
                 logger.exception("timer pump failed; retrying in %.1fs", backoff)

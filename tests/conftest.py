@@ -113,13 +113,18 @@ def services(settings, redis_client):
 
 @pytest.fixture
 def worker(services):
-    """A real Dramatiq worker (2 threads) consuming every queue of ``services``."""
+    """A real Dramatiq worker (2 threads) consuming every queue of ``services``, with the
+    wall-timer pump that a deployment's cron process runs (retries wait on wall timers)."""
     from dramatiq import Worker
 
+    from scheduler_service.timers import WallTimerPump
+
+    pump = WallTimerPump(services.jobs, interval_ms=50).start()
     w = Worker(services.broker, worker_threads=2, worker_timeout=100)
     w.start()
     yield w
     w.stop(timeout=10_000)
+    pump.stop()
 
 
 @pytest.fixture

@@ -210,6 +210,9 @@ def test_a_transient_failure_of_the_listing_retries_the_job(make_settings, redis
     services = build_services(make_settings(
         API_URL=closed, API_MAX_RETRIES=0, API_CIRCUIT_BREAKER_THRESHOLD=100,
         QUEUE_MAX_RETRIES=1))
+    from scheduler_service.timers import WallTimerPump
+
+    pump = WallTimerPump(services.jobs, interval_ms=50).start()  # retries wait on wall timers
     worker = Worker(services.broker, worker_threads=1, worker_timeout=50)
     worker.start()
     try:
@@ -217,10 +220,11 @@ def test_a_transient_failure_of_the_listing_retries_the_job(make_settings, redis
         dead = wait_state(services, job["id"], "dead")
     finally:
         worker.stop()
+        pump.stop()
         services.close()
     assert dead["attempts"] == 2
     details = [h["detail"] for h in services.jobs.history(job["id"])]
-    assert any(d.startswith("will retry: Transient") for d in details)
+    assert any(d.startswith("will retry in") and "Transient" in d for d in details)
 
 
 def test_system_enqueues_one_job_per_campaign_with_a_clock_once(make_settings, spawn_reference_api,

@@ -5,7 +5,7 @@ import time
 
 from scheduler_service.dispatch import build_job
 from scheduler_service.jobstore import now_ms
-from scheduler_service.queuestats import queue_stats
+from scheduler_service.wire import queue_stats
 from scheduler_service.timers import WallTimerPump, pump_wall, pump_world
 from helpers import wait_for
 

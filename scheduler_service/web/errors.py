@@ -7,7 +7,9 @@ import logging
 from flask import jsonify
 from werkzeug.exceptions import HTTPException
 
-from ..errors import InvalidPayload, SchedulerServiceError, UnknownJobType
+from ..errors import (
+    CircuitOpen, InvalidPayload, SchedulerServiceError, Transient, UnknownJobType, UpstreamError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +47,22 @@ def register_error_handlers(app):
     @app.errorhandler(UnknownJobType)
     def _unknown_type(e):
         return error_response(400, "UNKNOWN_JOB_TYPE", str(e), [{"field": "type", "message": str(e)}])
+
+    @app.errorhandler(UpstreamError)
+    def _upstream(e):
+        # The main API failed a call a route made: unreachable or overloaded is 503 (try
+        # again later, with Retry-After when the breaker knows when); an answer that was
+        # itself an error is 502. Never a 500: nothing in this service went wrong.
+        operation = f" ({e.operation})" if e.operation else ""
+        if isinstance(e, (Transient, CircuitOpen)):
+            response = error_response(503, "UPSTREAM_UNAVAILABLE",
+                                      f"the main API is unavailable{operation}: {e}")
+            retry_after = getattr(e, "retry_after_s", 0)
+            if retry_after:
+                response[0].headers["Retry-After"] = str(max(1, round(retry_after)))
+            return response
+        logger.warning("the main API answered with an error%s: %s", operation, e)
+        return error_response(502, "UPSTREAM_ERROR", f"the main API answered with an error{operation}: {e}")
 
     @app.errorhandler(HTTPException)
     def _http(e):

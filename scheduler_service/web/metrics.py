@@ -16,7 +16,7 @@ from .. import __version__
 from ..api.health import ApiCollector
 from ..cron.status import CronCollector
 from ..health import run_checks
-from ..queuestats import queue_stats
+from ..wire import queue_stats
 from ..subscriber.status import SubscriberCollector
 
 logger = logging.getLogger(__name__)

@@ -2,9 +2,12 @@
 
 import base64
 
+import pytest
+
 from prometheus_client.parser import text_string_to_metric_families
 
 from scheduler_service.config import load_settings
+from scheduler_service.errors import BadInput, CircuitOpen, Transient, UpstreamError
 from scheduler_service.dispatch import send_job
 from scheduler_service.embedded_redis import EmbeddedRedis
 from scheduler_service.services import build_services
@@ -127,3 +130,24 @@ def test_unknown_route_gets_json_error(client):
     response = client.get("/nope")
     assert response.status_code == 404
     assert response.get_json()["error"]["code"] == "NOT_FOUND"
+
+
+@pytest.mark.parametrize("error, status, code, retry_after", [
+    (lambda: Transient("read timed out", operation="Effect"), 503, "UPSTREAM_UNAVAILABLE", None),
+    (lambda: CircuitOpen("circuit open", retry_after_s=12.4), 503, "UPSTREAM_UNAVAILABLE", "12"),
+    (lambda: BadInput("bad id", operation="Effect"), 502, "UPSTREAM_ERROR", None),
+    (lambda: UpstreamError("unexpected answer"), 502, "UPSTREAM_ERROR", None),
+])
+def test_an_api_failure_a_route_does_not_handle_is_502_or_503_not_500(
+        services, error, status, code, retry_after):
+    app = create_app(services=services)
+
+    def failing():
+        raise error()
+
+    app.add_url_rule("/test-upstream-failure", "test_upstream_failure", failing)
+    response = app.test_client().get("/test-upstream-failure")
+    assert response.status_code == status
+    body = response.get_json()["error"]
+    assert body["code"] == code and str(error()) in body["message"]
+    assert response.headers.get("Retry-After") == retry_after

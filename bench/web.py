@@ -1,0 +1,165 @@
+"""Web API throughput: ``POST /api/v1/jobs`` next to a hello-world Flask route, same gunicorn.
+
+One embedded Redis, one run, each server alone on the machine in turn:
+
+* **ours**: ``scheduler-service web`` with its defaults (gunicorn, gthread workers and
+  threads as the CLI's ``--workers`` and ``--threads`` defaults say), bound to 127.0.0.1;
+  every request creates a due-now ``PING`` job (record, history, audit entry, Dramatiq
+  message) with the bearer token of ``SCHEDULER_API_TOKEN``. No worker runs, so the jobs
+  stay queued;
+* **hello world**: a Flask app whose one POST route parses the JSON body and answers 201
+  with a small JSON object, served by ``scheduler_service.webserver.serve`` itself (its app
+  factory swapped), so every gunicorn option is the one the service runs with.
+
+The load comes from ``bench/_http_load.py`` in a process of its own: ``--clients``
+keep-alive HTTP/1.1 connections on asyncio streams, each sending the next request as soon
+as the answer is in, ``--warmup`` seconds not counted, then ``--seconds`` measured. Targets:
+ours keeps at least half the hello-world rate, and its p99 latency is at most 50 ms.
+
+Run: ``.venv/bin/python bench/web.py`` (about half a minute).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from scheduler_service.cli import web as web_command  # noqa: E402
+from scheduler_service.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
+
+import _reference  # noqa: E402
+import _results  # noqa: E402
+
+TOKEN = "bench-token"
+JOB_BODY = json.dumps({"type": "PING", "campaignId": "bench"})
+HELLO_BODY = json.dumps({"hello": "world"})
+#: The CLI's defaults for ``scheduler-service web``, used for both servers.
+DEFAULTS = {p.name: p.default for p in web_command.params}
+RATIO_TARGET, P99_TARGET_MS = 0.5, 50
+
+
+def serve_hello(port: int) -> None:
+    """Serve the hello-world app through the service's own gunicorn set-up (never returns)."""
+    from flask import Flask, jsonify, request
+
+    import scheduler_service.services
+    import scheduler_service.web
+    from scheduler_service import webserver
+    from scheduler_service.config import load_settings
+
+    def hello_app():
+        app = Flask("hello")
+
+        @app.post("/hello")
+        def hello():
+            return jsonify({"hello": request.get_json()["hello"]}), 201
+
+        return app
+
+    # serve() builds the services and the app in each worker: build neither, serve hello.
+    scheduler_service.services.build_services = lambda *args, **kwargs: None
+    scheduler_service.web.create_app = lambda *args, **kwargs: hello_app()
+    webserver.serve(load_settings(), None, "127.0.0.1", port, DEFAULTS["workers"],
+                    DEFAULTS["threads"])
+
+
+def wait_ready(proc, url, body, headers, expect, timeout=60.0):
+    """Wait until one request gets ``expect``; fails when the server exits or times out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            response = requests.post(url, data=body, headers=headers, timeout=5)
+            if response.status_code == expect:
+                return
+            raise SystemExit(f"{url} answered {response.status_code}: {response.text[:300]}")
+        except requests.ConnectionError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"the server for {url} did not start")
+        time.sleep(0.2)
+
+
+def measure(proc, url, body, headers, expect, args) -> dict:
+    """Load ``url`` from a child process once the server answers; returns its figures."""
+    try:
+        wait_ready(proc, url, body, {"Content-Type": "application/json", **headers}, expect)
+        out = subprocess.run(
+            [sys.executable, str(ROOT / "bench" / "_http_load.py"), url,
+             "--clients", str(args.clients), "--warmup", str(args.warmup),
+             "--seconds", str(args.seconds), "--body", body, "--expect", str(expect),
+             *[f"--header={name}: {value}" for name, value in headers.items()]],
+            check=True, capture_output=True, text=True)
+        return json.loads(out.stdout)
+    finally:
+        _reference.stop(proc)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--serve-hello", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve_hello:
+        serve_hello(args.serve_hello)
+        return 0
+
+    with tempfile.TemporaryDirectory(prefix="bench-web-") as tmp:
+        server = EmbeddedRedis(Path(tmp) / "redis", persist=False).start()
+        env = {**os.environ, "SCHEDULER_ENV": "test", "REDIS_URL": server.url,
+               "REDIS_NAMESPACE": "bench-web", "SCHEDULER_API_TOKEN": TOKEN,
+               "LOG_LEVEL": "WARNING"}
+        try:
+            print(f"web: {args.clients} keep-alive clients, {args.warmup:g} s warm-up + "
+                  f"{args.seconds:g} s per side, gunicorn {DEFAULTS['workers']} workers x "
+                  f"{DEFAULTS['threads']} threads", flush=True)
+            port = free_port()
+            ours = measure(
+                subprocess.Popen([sys.executable, "-m", "scheduler_service", "web",
+                                  "--host", "127.0.0.1", "--port", str(port)],
+                                 env=env, stdin=subprocess.DEVNULL),
+                f"http://127.0.0.1:{port}/api/v1/jobs", JOB_BODY,
+                {"Authorization": f"Bearer {TOKEN}"}, 201, args)
+            port = free_port()
+            hello = measure(
+                subprocess.Popen([sys.executable, __file__, "--serve-hello", str(port)],
+                                 env=env, stdin=subprocess.DEVNULL),
+                f"http://127.0.0.1:{port}/hello", HELLO_BODY, {}, 201, args)
+        finally:
+            server.stop()
+
+    for name, figures in (("POST /api/v1/jobs", ours), ("hello world", hello)):
+        print(f"  {name:<18} {figures['rps']:8.0f} req/s  p50 {figures['p50_ms']:6.1f} ms  "
+              f"p99 {figures['p99_ms']:6.1f} ms  max {figures['max_ms']:6.1f} ms  "
+              f"errors {figures['errors'] or 'none'}", flush=True)
+    errors = {side: f["errors"] for side, f in (("ours", ours), ("hello", hello)) if f["errors"]}
+    note = f"errors: {errors}" if errors else None
+    setting = (f"gunicorn {DEFAULTS['workers']} x {DEFAULTS['threads']} threads, "
+               f"{args.clients} keep-alive clients")
+    rows = [
+        _results.row(f"POST /api/v1/jobs (PING) req/s vs hello-world Flask POST, {setting}",
+                     ours["rps"], hello["rps"], target=RATIO_TARGET, unit="req/s",
+                     baseline_name="hello-world Flask", note=note, valid=not errors),
+        _results.row(f"POST /api/v1/jobs p99 latency, {setting}", ours["p99_ms"], hello["p99_ms"],
+                     target=P99_TARGET_MS, unit="ms", target_kind="at_most",
+                     baseline_name="hello-world Flask", note=note, valid=not errors),
+    ]
+    _results.save("web", rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

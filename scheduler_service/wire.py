@@ -1,0 +1,188 @@
+"""Dramatiq's Redis wire format and keys: the one module that knows them.
+
+Dramatiq's Redis broker keeps, per queue ``Q`` under the namespace ``ns``:
+
+* ``ns:Q`` — list of Redis message ids waiting to be fetched;
+* ``ns:Q.msgs`` — hash: message id -> encoded message (until it is acknowledged);
+* ``ns:__acks__.<worker>.Q`` — set of ids a worker fetched and has not acknowledged yet;
+* ``ns:Q.DQ`` / ``ns:Q.DQ.msgs`` — the delay queue (``delay=``; unused by the service);
+* ``ns:Q.XQ`` / ``ns:Q.XQ.msgs`` — the dead-letter set (by time) and its messages;
+* ``ns:__heartbeats__`` — sorted set of worker ids by last heartbeat.
+
+An encoded message is JSON with ``message_timestamp`` as its last member. A job record keeps
+its message *without* that member (:func:`encode_message` returns the head) and the Lua
+:data:`LUA_ENQUEUE` appends the time of the enqueue, so a message promoted from a timer
+carries its promotion time, not its creation time.
+
+The Redis message id of a job's message is ``<job id>#<nonce>``: the worker's fetch script
+(:mod:`scheduler_service.jobscripts`) takes the job id from it to mark the record
+``running`` in the same call as the fetch.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from . import queueing
+
+#: Separates the job id from a nonce in a Redis message id.
+RID_SEPARATOR = "#"
+#: Suffix of the delay queue of a queue, and of the dead-letter set.
+DELAY_SUFFIX = ".DQ"
+DEAD_SUFFIX = ".XQ"
+
+
+def queue_key(prefix: str, queue: str) -> str:
+    """The list of waiting message ids of ``queue`` (``prefix`` is ``"<namespace>:"``)."""
+    return f"{prefix}{queue}"
+
+
+def messages_key(prefix: str, queue: str) -> str:
+    return f"{prefix}{queue}.msgs"
+
+
+def delayed_messages_key(prefix: str, queue: str) -> str:
+    return f"{prefix}{queue}{DELAY_SUFFIX}.msgs"
+
+
+def dead_key(prefix: str, queue: str) -> str:
+    return f"{prefix}{queue}{DEAD_SUFFIX}"
+
+
+def dead_messages_key(prefix: str, queue: str) -> str:
+    return f"{prefix}{queue}{DEAD_SUFFIX}.msgs"
+
+
+def new_rid(job_id: str) -> str:
+    """A fresh Redis message id for a message of ``job_id``."""
+    return f"{job_id}{RID_SEPARATOR}{uuid.uuid4().hex[:16]}"
+
+
+def job_id_of_rid(rid: str) -> str | None:
+    """The job id inside a Redis message id, or None for an id of another shape."""
+    head, sep, _ = rid.rpartition(RID_SEPARATOR)
+    return head if sep and head else None
+
+
+def encode_message(job: dict) -> tuple[str, str, str]:
+    """The Dramatiq message that runs ``job``: ``(queue, redis message id, head)``.
+
+    ``head`` is the encoded message up to its ``message_timestamp`` value; appending a
+    time in epoch milliseconds and ``}`` (:func:`complete`, or the Lua enqueue) makes it whole.
+    """
+    band = queueing.band_for(job["priority"])
+    queue = queueing.queue_name(band)
+    rid = new_rid(job["id"])
+    body = {k: job[k] for k in ("id", "type", "campaignId", "payload", "priority")}
+    message = {
+        "queue_name": queue, "actor_name": queueing.actor_name(job["type"], band),
+        "args": [body], "kwargs": {}, "options": {"redis_message_id": rid},
+        "message_id": str(uuid.uuid4()),
+    }
+    text = json.dumps(message, separators=(",", ":"))
+    return queue, rid, text[:-1] + ',"message_timestamp":'
+
+
+def complete(head: str, timestamp_ms: int) -> str:
+    """A whole encoded message from a stored head (what :data:`LUA_ENQUEUE` does in Lua)."""
+    return f"{head}{int(timestamp_ms)}}}"
+
+
+#: Lua: put a job's stored message on its queue, stamped with ``now``. Expects ``P`` (the
+#: key prefix) in scope; returns nothing.
+LUA_ENQUEUE = r"""
+local function enqueue(id, now)
+  local v = redis.call('hmget', P .. 'job:' .. id, 'message', 'rid', 'queue')
+  redis.call('hset', P .. v[3] .. '.msgs', v[2], v[1] .. now .. '}')
+  redis.call('rpush', P .. v[3], v[2])
+end
+"""
+
+#: Lua, Dramatiq's consumer side. Expects ``P``, ``worker`` (the broker id), ``queue`` and
+#: ``now`` in scope. ``heartbeat()`` is what every Dramatiq command does first.
+LUA_CONSUMER = r"""
+local function heartbeat()
+  redis.call('zadd', P .. '__heartbeats__', now, worker)
+end
+local function acks_key()
+  return P .. '__acks__.' .. worker .. '.' .. queue
+end
+local function pop_message()
+  local rid = redis.call('lpop', P .. queue)
+  if not rid then return nil end
+  redis.call('sadd', acks_key(), rid)
+  return rid
+end
+local function ack_message(rid)
+  if redis.call('srem', acks_key(), rid) > 0 then
+    redis.call('hdel', P .. queue .. '.msgs', rid)
+    return true
+  end
+  return false
+end
+local function nack_message(rid, data)
+  if redis.call('srem', acks_key(), rid) > 0 then
+    local stored = redis.call('hget', P .. queue .. '.msgs', rid)
+    if stored then
+      redis.call('zadd', P .. queue .. '.XQ', now, rid)
+      redis.call('hset', P .. queue .. '.XQ.msgs', rid, data ~= '' and data or stored)
+      redis.call('hdel', P .. queue .. '.msgs', rid)
+    end
+    return true
+  end
+  return false
+end
+local function requeue_message(rid)
+  if redis.call('srem', acks_key(), rid) > 0 then
+    if redis.call('hexists', P .. queue .. '.msgs', rid) > 0 then
+      redis.call('rpush', P .. queue, rid)
+      return true
+    end
+  end
+  return false
+end
+"""
+
+
+def queue_stats(redis, namespace: str, queue_names) -> dict:
+    """Read the size of each queue, its delay queue and its dead-letter set, in one round trip.
+
+    Returns:
+        ``{"queues": {name: {"ready", "delayed", "dead"}}, "totals": {...}}``.
+    """
+    prefix = f"{namespace}:"
+    names = list(queue_names)
+    pipe = redis.pipeline(transaction=False)
+    for name in names:
+        pipe.llen(queue_key(prefix, name))
+        pipe.hlen(delayed_messages_key(prefix, name))
+        pipe.zcard(dead_key(prefix, name))
+    counts = pipe.execute()
+    queues = {}
+    totals = {"ready": 0, "delayed": 0, "dead": 0}
+    for i, name in enumerate(names):
+        ready, delayed, dead = counts[3 * i: 3 * i + 3]
+        queues[name] = {"ready": ready, "delayed": delayed, "dead": dead}
+        totals["ready"] += ready
+        totals["delayed"] += delayed
+        totals["dead"] += dead
+    return {"queues": queues, "totals": totals}
+
+
+def dead_messages(redis, namespace: str, queue: str) -> list[dict]:
+    """The decoded dead-lettered messages of ``queue``."""
+    return [json.loads(v) for v in redis.hvals(dead_messages_key(f"{namespace}:", queue))]
+
+
+def drop_dead_copy(redis, prefix: str, queue: str, rid: str) -> None:
+    """Remove Dramatiq's dead-letter copy of one message."""
+    pipe = redis.pipeline()
+    pipe.zrem(dead_key(prefix, queue), rid)
+    pipe.hdel(dead_messages_key(prefix, queue), rid)
+    pipe.execute()
+
+
+def message_pending(redis, prefix: str, queue: str, rid: str) -> bool:
+    """Whether Dramatiq still holds message ``rid`` of ``queue`` (waiting or unacknowledged)."""
+    return bool(redis.hexists(messages_key(prefix, queue), rid))
