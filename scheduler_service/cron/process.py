@@ -18,6 +18,11 @@ A tick only enqueues a job, with the idempotency key ``sweep:{name}:{tick}``, so
 fired twice at a hand-over still creates one job. A replica that becomes leader fires
 the latest tick it finds not yet enqueued if it is within the grace period (the tick
 the dead leader never fired), and logs the ticks it had to drop.
+
+"Now" is the replica's ``clock`` (epoch ms; the wall clock unless one is passed in): it
+decides which tick is due when a trigger fires or a leader catches up, and stamps runs
+and heartbeats. APScheduler still wakes the replica on the real clock, and the lease
+keeps to the monotonic one (see :mod:`.leader`).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import logging
 import threading
 import time
 from datetime import datetime, timedelta
+from typing import Callable
 
 from apscheduler.events import EVENT_JOB_MISSED
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -57,15 +63,18 @@ class CronProcess:
         services: the process's shared services (settings, registry, Redis, job store).
         identity: this replica's name in the lock; a fresh ``host:pid:random`` by default.
         run_pump: whether to run the wall-timer pump here.
+        clock: the wall clock in epoch ms; what this replica takes for "now".
     """
 
-    def __init__(self, services, identity: str | None = None, run_pump: bool = True):
+    def __init__(self, services, identity: str | None = None, run_pump: bool = True,
+                 clock: Callable[[], int] = now_ms):
         settings = services.settings
         self.services = services
         self.settings = settings
         self.identity = identity or new_identity()
+        self.clock = clock
         self.store = ScheduleStore(services.redis, settings.redis_namespace, services.registry,
-                                   settings)
+                                   settings, clock=clock)
         self.grace_s = settings.cron_misfire_grace_s
         lock = LeaderLock(services.redis, self.store.leader_key, self.identity,
                           settings.cron_leader_ttl_s * 1000)
@@ -89,7 +98,7 @@ class CronProcess:
         self._apply_lock = threading.Lock()
         self._stop = threading.Event()
         self._control: threading.Thread | None = None
-        self._started_at = now_ms()
+        self._started_at = clock()
         self._leader_since: int | None = None
 
     # -- life cycle --------------------------------------------------------------------
@@ -189,7 +198,7 @@ class CronProcess:
 
     # -- leadership --------------------------------------------------------------------
     def _on_elected(self) -> None:
-        self._leader_since = now_ms()
+        self._leader_since = self.clock()
         threading.Thread(target=self._catch_up, name="cron-catch-up", daemon=True).start()
 
     def _on_lost(self, reason: str) -> None:
@@ -200,7 +209,7 @@ class CronProcess:
         and the latest tick of a sweep that never ran, if it asks to (``run_on_first_start``)."""
         try:
             self.sync(force=True)
-            now = datetime.now(UTC)
+            now = self._now()
             for name, state in self.store.states().items():
                 if not state.enabled:
                     continue
@@ -228,6 +237,9 @@ class CronProcess:
             logger.exception("cron catch-up after election failed")
 
     # -- ticks -------------------------------------------------------------------------
+    def _now(self) -> datetime:
+        return from_ms(self.clock())
+
     def _on_tick(self, name: str) -> None:
         self.fire(name, origin="cron")
 
@@ -241,7 +253,8 @@ class CronProcess:
                        extra={"sweep": name, "tick": iso_seconds(tick)})
         try:
             tick_ms = to_ms(tick)
-            self.store.record_run(name, {"start": now_ms(), "durationMs": 0, "outcome": "missed",
+            self.store.record_run(name, {"start": self.clock(), "durationMs": 0,
+                                         "outcome": "missed",
                                          "error": None, "tick": tick_ms, "trigger": "cron",
                                          "detail": why}, tick_ms=tick_ms)
         except Exception as e:
@@ -262,7 +275,7 @@ class CronProcess:
         if not self.is_leader():
             return None
         with self._locks[name]:
-            started_ms, t0 = now_ms(), time.perf_counter()
+            started_ms, t0 = self.clock(), time.perf_counter()
             tick_ms = None
             try:
                 state = self.store.state(name)
@@ -271,7 +284,7 @@ class CronProcess:
                 if not state.enabled:
                     return None
                 trigger = state.trigger()
-                tick = tick or latest_fire_time(trigger, datetime.now(UTC))
+                tick = tick or latest_fire_time(trigger, self._now())
                 if tick is None:
                     return None
                 tick_ms = to_ms(tick)

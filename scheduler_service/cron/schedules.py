@@ -8,12 +8,14 @@ Keys (all under ``REDIS_NAMESPACE``):
   ``overlap``) and ``changedAt``; a missing field means the configured value;
 * ``cron:history:{sweep}`` — list: every change (what, from, to, when, who);
 * ``cron:run:{sweep}`` — hash: the last run (start, duration, outcome, error, tick,
-  job, trigger), the last tick enqueued and the job it created;
+  job, trigger), the last tick enqueued and the job it created; the last tick only
+  moves forward, by one Lua call, however many leaders (a stale one included) write it;
 * ``cron:stats`` — hash: run counts per sweep and outcome (the metrics read it);
 * ``cron:replicas`` — hash: each replica's last heartbeat, role and applied version.
 
 The web process writes the state and history; the cron leader writes runs and stats;
-both read everything through this class and nothing else knows these keys.
+both read everything through this class and nothing else knows these keys. ``now``
+comes from the store's ``clock`` (epoch ms; the wall clock unless one is passed in).
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Callable
 
 import redis
 
 from ..jobstore import iso_ms, now_ms
-from .expr import UTC, next_fire_times, parse_cron
+from .expr import from_ms, next_fire_times, parse_cron
 
 #: Changes kept per sweep in its history.
 HISTORY_LIMIT = 1000
@@ -34,6 +37,17 @@ OVERLAP_POLICIES = ("skip", "allow")
 DEFAULT_OVERLAP = "skip"
 #: Outcomes of a tick or a manual run, as counted in ``cron:stats``.
 OUTCOMES = ("enqueued", "duplicate", "skipped", "failed", "missed")
+
+# Compare and write in one step: a leader that read an older tick cannot write it over a
+# later one that another leader stored meanwhile.
+_ADVANCE_TICK = """
+local current = tonumber(redis.call('hget', KEYS[1], 'lastTick'))
+if current and current >= tonumber(ARGV[1]) then
+  return 0
+end
+redis.call('hset', KEYS[1], 'lastTick', ARGV[1])
+return 1
+"""
 
 
 @dataclass(frozen=True)
@@ -79,13 +93,24 @@ def _text(value):
 
 
 class ScheduleStore:
-    """Reads and changes the schedule state of every registered sweep."""
+    """Reads and changes the schedule state of every registered sweep.
 
-    def __init__(self, client: redis.Redis, namespace: str, registry, settings):
+    Args:
+        client: the Redis client.
+        namespace: ``REDIS_NAMESPACE``.
+        registry: the plugin registry (its sweeps).
+        settings: the settings (the sweeps' cron variables).
+        clock: the wall clock in epoch ms, for change, history and heartbeat times.
+    """
+
+    def __init__(self, client: redis.Redis, namespace: str, registry, settings,
+                 clock: Callable[[], int] = now_ms):
         self.redis = client
         self.prefix = f"{namespace}:cron:"
         self.sweeps = registry.sweeps
         self.settings = settings
+        self.clock = clock
+        self._advance_tick = client.register_script(_ADVANCE_TICK)
 
     # -- keys ------------------------------------------------------------------------
     def key(self, *parts) -> str:
@@ -153,7 +178,7 @@ class ScheduleStore:
         def apply(pipe):
             entries.clear()
             before = effective_state(sweep, self.env_cron(sweep), pipe.hgetall(state_key))
-            now = now_ms()
+            now = self.clock()
             sets, deletes = {}, []
             if enabled is not None and enabled != before.enabled:
                 sets["enabled"] = "1" if enabled else "0"
@@ -185,7 +210,7 @@ class ScheduleStore:
 
     def add_history(self, name: str, field: str, before, after, actor: str) -> dict:
         """Record an event that is not a state change (a manual run) in the history."""
-        entry = _change(now_ms(), field, before, after, actor)
+        entry = _change(self.clock(), field, before, after, actor)
         pipe = self.redis.pipeline()
         pipe.rpush(self.key("history", name), json.dumps(entry))
         pipe.ltrim(self.key("history", name), -HISTORY_LIMIT, -1)
@@ -213,7 +238,8 @@ class ScheduleStore:
         """Store a run as the sweep's last run and count its outcome.
 
         ``run`` holds ``start`` (epoch ms), ``durationMs``, ``outcome``, ``error``,
-        ``tick`` (epoch ms or None), ``trigger`` and ``detail``.
+        ``tick`` (epoch ms or None), ``trigger`` and ``detail``. ``tick_ms`` advances the
+        last tick dealt with as :meth:`advance_tick` does (never backwards).
         """
         fields = {f"last.{k}": ("" if v is None else v) for k, v in run.items()}
         if job_id:
@@ -221,20 +247,24 @@ class ScheduleStore:
             fields["last.jobId"] = job_id
         else:
             fields["last.jobId"] = ""
-        if tick_ms is not None:
-            fields["lastTick"] = tick_ms
         pipe = self.redis.pipeline()
         pipe.hset(self.key("run", name), mapping=fields)
+        if tick_ms is not None:
+            self._advance_tick(keys=[self.key("run", name)], args=[int(tick_ms)], client=pipe)
         if count:
             pipe.hincrby(self.key("stats"), f"{name}|{run['outcome']}", 1)
         pipe.execute()
 
-    def advance_tick(self, name: str, tick_ms: int) -> None:
-        """Remember that ``tick_ms`` was dealt with (enqueued, or found already enqueued)."""
-        key = self.key("run", name)
-        current = self.redis.hget(key, "lastTick")
-        if current is None or int(current) < tick_ms:
-            self.redis.hset(key, "lastTick", tick_ms)
+    def advance_tick(self, name: str, tick_ms: int) -> bool:
+        """Remember that ``tick_ms`` was dealt with (enqueued, or found already enqueued).
+
+        One atomic step in Redis, so racing leaders can only move the last tick forward.
+
+        Returns:
+            True when the last tick moved to ``tick_ms``; False when it was already there
+            or later.
+        """
+        return bool(self._advance_tick(keys=[self.key("run", name)], args=[int(tick_ms)]))
 
     def count(self, name: str, outcome: str, n: int = 1) -> None:
         if n:
@@ -270,14 +300,15 @@ class ScheduleStore:
 
     # -- replicas ----------------------------------------------------------------------
     def heartbeat(self, identity: str, info: dict) -> None:
-        self.redis.hset(self.key("replicas"), identity, json.dumps({**info, "seenAt": now_ms()}))
+        info = {**info, "seenAt": self.clock()}
+        self.redis.hset(self.key("replicas"), identity, json.dumps(info))
 
     def forget_replica(self, identity: str) -> None:
         self.redis.hdel(self.key("replicas"), identity)
 
     def replicas(self, max_age_ms: int) -> dict[str, dict]:
         """Replicas heard from within ``max_age_ms``; older entries are dropped."""
-        now = now_ms()
+        now = self.clock()
         alive, stale = {}, []
         for k, v in self.redis.hgetall(self.key("replicas")).items():
             info = json.loads(v)
@@ -303,7 +334,7 @@ class ScheduleStore:
         """A sweep as the REST API shows it, with ``upcoming`` next fire times."""
         sweep = self.sweep(name)
         state = state or self.state(name)
-        now = now or datetime.now(UTC)
+        now = now or from_ms(self.clock())
         trigger = state.trigger()
         nxt = next_fire_times(trigger, now, max(1, upcoming))
         body = {
