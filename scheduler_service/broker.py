@@ -16,6 +16,7 @@ band), with the job type's retry and time-limit options (see :mod:`scheduler_ser
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 import dramatiq
@@ -34,11 +35,20 @@ logger = logging.getLogger(__name__)
 
 
 class _JobConsumer(_RedisConsumer):
-    """Dramatiq's Redis consumer, its fetch, ack, nack and requeue paired with the records."""
+    """Dramatiq's Redis consumer, its fetch, ack, nack and requeue paired with the records.
+
+    It also refills differently: Dramatiq's consumer backs off (up to the poll interval)
+    whenever it fetched nothing *or had no room* for more, so a worker whose prefetched
+    messages are all in hand sleeps on while its threads drain them and then idle. Here
+    the backoff is for an empty queue only; with its hands full the consumer waits for an
+    acknowledgement to make room for half a prefetch, and fetches at once.
+    """
 
     def __init__(self, broker, queue_name, prefetch, timeout):
         super().__init__(broker, queue_name, prefetch, timeout)
         self.records = None if queue_name.endswith(DELAY_SUFFIX) else broker.records
+        self._room = threading.Event()
+        self._refill_at = max(1, prefetch // 2)
 
     def __next__(self):
         if self.records is None:
@@ -50,15 +60,19 @@ class _JobConsumer(_RedisConsumer):
                     message = self.message_cache.pop(0)
                     self.queued_message_ids.add(message.message_id)
                     return message
-                if self.outstanding_message_count < self.prefetch:
+                self._room.clear()
+                room = self.prefetch - self.outstanding_message_count
+                if room >= self._refill_at or (room > 0 and not self.queued_message_ids):
                     self.broker.maybe_maintain(self.queue_name)
-                    self.message_cache = self.records.fetch(
-                        self.broker, self.queue_name, self.prefetch - self.outstanding_message_count)
+                    self.message_cache = self.records.fetch(self.broker, self.queue_name, room)
                     if self.message_cache:
                         continue
-                # Nothing fetched (or enough in hand): poll again after a growing pause.
-                self.misses, backoff_ms = compute_backoff(self.misses, max_backoff=self.timeout)
-                time.sleep(backoff_ms / 1000)
+                    # The queue is empty: poll again after a growing pause.
+                    self.misses, backoff_ms = compute_backoff(self.misses, max_backoff=self.timeout)
+                    time.sleep(backoff_ms / 1000)
+                    return None
+                # Hands full: wait for room (returning now and then, so the worker can stop).
+                self._room.wait(self.timeout / 1000)
                 return None
         except redis.ConnectionError as e:
             raise ConnectionClosed(e) from None
@@ -78,6 +92,7 @@ class _JobConsumer(_RedisConsumer):
             raise ConnectionClosed(e) from None
         finally:
             self.queued_message_ids.discard(message.message_id)
+            self._room.set()
 
     def requeue(self, messages):
         if self.records is None:

@@ -170,34 +170,48 @@ local now, queue, worker = ARGV[2], ARGV[3], ARGV[4]
 local function job_of(rid)
   return string.match(rid, '^(.+)#[^#]*$')
 end
-heartbeat()
 """
 
 # ARGV[5]: how many to fetch. Pops up to that many messages (Dramatiq's fetch) and claims
 # each one's job: queued/failed/running -> running with the attempt counted. Returns a flat
 # list of (data, claim, attempt, previous state): claim 'run' (claimed), 'skip' (the record
-# is in a state that must not run: previous state given) or '' (no record).
+# is in a state that must not run: previous state given) or '' (no record). The index moves
+# of the batch are made in one command each.
 FETCH = LUA_WORKER + r"""
-local out = {}
+heartbeat()
+local rids = {}
 for i = 1, tonumber(ARGV[5]) do
-  local rid = pop_message()
+  local rid = redis.call('lpop', P .. queue)
   if not rid then break end
-  local data = redis.call('hget', P .. queue .. '.msgs', rid)
+  rids[#rids + 1] = rid
+end
+if #rids == 0 then return {} end
+redis.call('sadd', acks_key(), unpack(rids))
+local datas = redis.call('hmget', P .. queue .. '.msgs', unpack(rids))
+local out, moved_from, running, lost = {}, {}, {}, {}
+for i, rid in ipairs(rids) do
+  local data = datas[i]
   if data then
     local claim, attempt, previous = '', 0, ''
     local id = job_of(rid)
     if id then
       local rec = read(id)
-      if rec[1] then
-        previous = rec[1]
-        if previous == 'queued' or previous == 'failed' or previous == 'running' then
-          attempt = (tonumber(rec[4]) or 0) + 1
-          move(id, rec, 'running', 'attempt ' .. attempt .. ' started', now,
-               {'rid', rid, 'attempts', attempt}, 0, '')
-          claim = 'run'
-        else
-          claim = 'skip'
+      previous = rec[1] or ''
+      if previous == 'queued' or previous == 'failed' or previous == 'running' then
+        attempt = (tonumber(rec[4]) or 0) + 1
+        local jk = P .. 'job:' .. id
+        redis.call('hset', jk, 'rid', rid, 'attempts', attempt, 'state', 'running',
+                   'updatedAt', now)
+        if previous ~= 'running' then
+          moved_from[previous] = moved_from[previous] or {}
+          table.insert(moved_from[previous], id)
+          running[#running + 1] = rec[2]
+          running[#running + 1] = id
         end
+        history(id, now, previous, 'running', 'attempt ' .. attempt .. ' started')
+        claim = 'run'
+      elseif previous ~= '' then
+        claim = 'skip'
       end
     end
     out[#out + 1] = data
@@ -205,16 +219,22 @@ for i = 1, tonumber(ARGV[5]) do
     out[#out + 1] = attempt
     out[#out + 1] = previous
   else
-    redis.call('srem', P .. '__acks__.' .. worker .. '.' .. queue, rid)
+    lost[#lost + 1] = rid
   end
 end
+for state, ids in pairs(moved_from) do
+  redis.call('zrem', P .. 'jobs:state:' .. state, unpack(ids))
+end
+if #running > 0 then redis.call('zadd', P .. 'jobs:state:running', unpack(running)) end
+if #lost > 0 then redis.call('srem', acks_key(), unpack(lost)) end
 return out
 """
 
 # ARGV[5..]: rid, job id ('' = no record to change), to, detail, retention, wall_due,
 # field/value pairs. Acknowledges the message (Dramatiq's ack, or its rejection into the
 # dead letters when to is 'dead': ARGV[11] is then the message to keep there) and moves the
-# record from running to `to`. Returns {acknowledged, transition ok (-1 missing), state found}.
+# record from running to `to`. (No heartbeat here: the worker's fetches, and the polls of its
+# idle consumers, keep it alive.) Returns {acknowledged, transition ok (-1 missing), state found}.
 OUTCOME = LUA_WORKER + r"""
 local rid, id, to, detail, retention, wall_due = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]
 local first = 11
@@ -243,6 +263,7 @@ return {acked and 1 or 0, 1, 'running'}
 # ARGV[5..]: the rids a stopping worker fetched but did not run. Puts each message back on
 # its queue (Dramatiq's requeue) and its claimed record back to queued, the attempt not spent.
 REQUEUE = LUA_WORKER + r"""
+heartbeat()
 local returned = 0
 for i = 5, #ARGV do
   local rid = ARGV[i]
