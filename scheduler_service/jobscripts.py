@@ -81,9 +81,10 @@ end
     + LUA_ENQUEUE
 
 # ARGV: P, now, id, idem_key (scoped: "api:..." or "internal:..."), timer ('' = due now,
-# 'wall', 'world'), due, retention, field/value pairs. Returns {created, the record's fields}.
+# 'wall', 'world'), due, campaign, field/value pairs. Returns {1, state} for a new job, or
+# {0, the stored record's fields} when the idempotency key names a job already there.
 CREATE = LUA_LIB + r"""
-local now, id, idem, timer, due = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local now, id, idem, timer, due, campaign = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 if idem ~= '' then
   local existing = redis.call('get', P .. 'idem:' .. idem)
   if existing then
@@ -92,16 +93,9 @@ if idem ~= '' then
   end
 end
 local jk = P .. 'job:' .. id
-local fields = {}
-for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
-redis.call('hset', jk, unpack(fields))
-redis.call('zadd', P .. 'jobs:all', now, id)
-if idem ~= '' then redis.call('set', P .. 'idem:' .. idem, id) end
-local state = 'queued'
 if timer == 'world' then
   -- A world time the campaign has already reached makes the job due now (atomic with
   -- pump_world, so a job can never slip in behind a pump that already passed it).
-  local campaign = redis.call('hget', jk, 'campaignId')
   local known = redis.call('hget', P .. 'worldtime', campaign)
   if known and tonumber(known) >= tonumber(due) then
     timer = ''
@@ -111,18 +105,20 @@ if timer == 'world' then
 elseif timer == 'wall' then
   timer = P .. 'timers:wall'
 end
+local state = timer ~= '' and 'scheduled' or 'queued'
+local fields = {'state', state}
+for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
+redis.call('hset', jk, unpack(fields))
+redis.call('zadd', P .. 'jobs:all', now, id)
+redis.call('zadd', P .. 'jobs:state:' .. state, now, id)
+if idem ~= '' then redis.call('set', P .. 'idem:' .. idem, id) end
 if timer ~= '' then
-  state = 'scheduled'
   redis.call('zadd', timer, due, id)
 else
   enqueue(id, now)
 end
-redis.call('hset', jk, 'state', state)
-redis.call('zadd', P .. 'jobs:state:' .. state, now, id)
 history(id, now, '', state, state == 'queued' and 'created, due now' or 'created')
-fields[#fields + 1] = 'state'
-fields[#fields + 1] = state
-return {1, fields}
+return {1, state}
 """
 
 # KEYS[1]: timer zset. ARGV: P, now, max_score, limit, detail. A job waiting on a timer is

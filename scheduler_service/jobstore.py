@@ -115,9 +115,14 @@ class JobStore:
         """
         if key_scope not in KEY_SCOPES:
             raise ValueError(f"key_scope must be one of {KEY_SCOPES}, got {key_scope!r}")
-        created, flat = self._create(args=self._create_args(
-            job, run_at_ms, run_at_world_ms, idempotency_key, key_scope))
-        return _record(dict(zip(flat[::2], flat[1::2]))), bool(created)
+        args, fields = self._create_args(job, run_at_ms, run_at_world_ms, idempotency_key,
+                                         key_scope)
+        created, answer = self._create(args=args)
+        if created:
+            # The record is what was sent, in the state the script chose: no second read.
+            fields["state"] = answer.decode() if isinstance(answer, bytes) else answer
+            return _record({k.encode(): str(v).encode() for k, v in fields.items()}), True
+        return _record(dict(zip(answer[::2], answer[1::2]))), False
 
     def create_many(self, entries) -> int:
         """Create many jobs in pipelined batches (no idempotency keys); returns how many.
@@ -128,7 +133,7 @@ class JobStore:
         count = 0
         pipe = self.redis.pipeline(transaction=False)
         for job, run_at_ms, run_at_world_ms in entries:
-            self._create(args=self._create_args(job, run_at_ms, run_at_world_ms, None, None),
+            self._create(args=self._create_args(job, run_at_ms, run_at_world_ms, None, None)[0],
                          client=pipe)
             count += 1
             if count % 1000 == 0:
@@ -136,7 +141,8 @@ class JobStore:
         pipe.execute()
         return count
 
-    def _create_args(self, job, run_at_ms, run_at_world_ms, idempotency_key, key_scope) -> list:
+    def _create_args(self, job, run_at_ms, run_at_world_ms, idempotency_key, key_scope):
+        """The create script's arguments, and the record's fields they store."""
         now = self.clock()
         scoped = f"{key_scope}:{idempotency_key}" if idempotency_key else ""
         queue, rid, message = wire.encode_message(job)
@@ -150,15 +156,16 @@ class JobStore:
             "payload": json.dumps(job["payload"]), "priority": job["priority"],
             "runAt": "" if run_at_ms is None else run_at_ms,
             "runAtWorldTime": "" if run_at_world_ms is None else run_at_world_ms,
-            "attempts": 0, "lastError": "", "result": "", "createdAt": now, "updatedAt": now,
-            "idempotencyKey": idempotency_key or "", "deadLetter": "",
+            "attempts": 0, "createdAt": now, "updatedAt": now,
             "queue": queue, "rid": rid, "message": message,
         }
+        # Empty fields (last error, result, dead-letter mark) are simply absent until set.
         if scoped:
+            fields["idempotencyKey"] = idempotency_key
             fields["idemKey"] = scoped
             fields["requestHash"] = request_fingerprint(job, run_at_ms, run_at_world_ms)
         flat = [x for kv in fields.items() for x in kv]
-        return [self.prefix, now, job["id"], scoped, timer, due, self.retention_s, *flat]
+        return [self.prefix, now, job["id"], scoped, timer, due, job["campaignId"], *flat], fields
 
     # -- read ------------------------------------------------------------------------
     def get(self, job_id: str) -> dict | None:
