@@ -121,21 +121,103 @@ history(id, now, '', state, state == 'queued' and 'created, due now' or 'created
 return {1, state}
 """
 
+# ARGV: P, now, count, then per job: id, timer ('' | 'wall' | 'world'), due, campaign,
+# number of field/value items, field/value pairs (with 'queue', 'rid' and 'message').
+# Creates many jobs without idempotency keys, each as CREATE would, with the index, timer
+# and queue writes of the whole batch made in one command each. Returns how many.
+CREATE_MANY = LUA_LIB + r"""
+local now, count = ARGV[2], tonumber(ARGV[3])
+local all, by_state, wall, world, known = {}, {}, {}, {}, {}
+local msgs, rids = {}, {}
+local i = 4
+for _ = 1, count do
+  local id, timer, due, campaign, n = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4])
+  local fields, queue, rid, message = {}, nil, nil, nil
+  for j = i + 5, i + 4 + n, 2 do
+    local k, v = ARGV[j], ARGV[j + 1]
+    fields[#fields + 1] = k
+    fields[#fields + 1] = v
+    if k == 'queue' then queue = v elseif k == 'rid' then rid = v elseif k == 'message' then message = v end
+  end
+  i = i + 5 + n
+  if timer == 'world' then
+    if known[campaign] == nil then
+      known[campaign] = tonumber(redis.call('hget', P .. 'worldtime', campaign) or '-1')
+    end
+    if known[campaign] >= tonumber(due) then timer = '' end
+  end
+  local state = timer ~= '' and 'scheduled' or 'queued'
+  fields[#fields + 1] = 'state'
+  fields[#fields + 1] = state
+  redis.call('hset', P .. 'job:' .. id, unpack(fields))
+  all[#all + 1] = now
+  all[#all + 1] = id
+  by_state[state] = by_state[state] or {}
+  table.insert(by_state[state], now)
+  table.insert(by_state[state], id)
+  if timer == 'wall' then
+    wall[#wall + 1] = due
+    wall[#wall + 1] = id
+  elseif timer == 'world' then
+    world[campaign] = world[campaign] or {}
+    table.insert(world[campaign], due)
+    table.insert(world[campaign], id)
+  else
+    msgs[queue] = msgs[queue] or {}
+    table.insert(msgs[queue], rid)
+    table.insert(msgs[queue], message .. now .. '}')
+    rids[queue] = rids[queue] or {}
+    table.insert(rids[queue], rid)
+  end
+  history(id, now, '', state, state == 'queued' and 'created, due now' or 'created')
+end
+if #all > 0 then redis.call('zadd', P .. 'jobs:all', unpack(all)) end
+for state, items in pairs(by_state) do redis.call('zadd', P .. 'jobs:state:' .. state, unpack(items)) end
+if #wall > 0 then redis.call('zadd', P .. 'timers:wall', unpack(wall)) end
+for campaign, items in pairs(world) do
+  redis.call('zadd', P .. 'timers:world:' .. campaign, unpack(items))
+end
+for queue, items in pairs(msgs) do
+  redis.call('hset', P .. queue .. '.msgs', unpack(items))
+  redis.call('rpush', P .. queue, unpack(rids[queue]))
+end
+return count
+"""
+
 # KEYS[1]: timer zset. ARGV: P, now, max_score, limit, detail. A job waiting on a timer is
-# ``scheduled`` (its due time) or ``failed`` (its next attempt after a backoff).
+# ``scheduled`` (its due time) or ``failed`` (its next attempt after a backoff). The timer,
+# index and queue writes of the batch are made in one command each.
 PUMP = LUA_LIB + r"""
 local now = ARGV[2]
 local ids = redis.call('zrangebyscore', KEYS[1], '-inf', ARGV[3], 'LIMIT', 0, tonumber(ARGV[4]))
-local moved = 0
+if #ids == 0 then return {0, 0} end
+redis.call('zrem', KEYS[1], unpack(ids))
+local moved, from, queued, msgs, rids = 0, {}, {}, {}, {}
 for _, id in ipairs(ids) do
-  redis.call('zrem', KEYS[1], id)
-  local rec = read(id)
-  local state = rec[1]
-  if state == 'scheduled' or state == 'failed' then
-    enqueue(id, now)
-    move(id, rec, 'queued', state == 'failed' and 'retry due' or ARGV[5], now, {}, 0, '')
+  local jk = P .. 'job:' .. id
+  local v = redis.call('hmget', jk, 'state', 'createdAt', 'message', 'rid', 'queue')
+  local state = v[1]
+  if (state == 'scheduled' or state == 'failed') and v[3] then
+    redis.call('hset', jk, 'state', 'queued', 'updatedAt', now)
+    from[state] = from[state] or {}
+    table.insert(from[state], id)
+    queued[#queued + 1] = v[2]
+    queued[#queued + 1] = id
+    local queue = v[5]
+    msgs[queue] = msgs[queue] or {}
+    table.insert(msgs[queue], v[4])
+    table.insert(msgs[queue], v[3] .. now .. '}')
+    rids[queue] = rids[queue] or {}
+    table.insert(rids[queue], v[4])
+    history(id, now, state, 'queued', state == 'failed' and 'retry due' or ARGV[5])
     moved = moved + 1
   end
+end
+for state, list in pairs(from) do redis.call('zrem', P .. 'jobs:state:' .. state, unpack(list)) end
+if #queued > 0 then redis.call('zadd', P .. 'jobs:state:queued', unpack(queued)) end
+for queue, items in pairs(msgs) do
+  redis.call('hset', P .. queue .. '.msgs', unpack(items))
+  redis.call('rpush', P .. queue, unpack(rids[queue]))
 end
 return {moved, #ids}
 """

@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from . import wire
 from .jobscripts import (  # noqa: F401
-    AUDIT_MAXLEN, CREATE, HISTORY_LIMIT, PUMP, REMEMBER_WORLD_TIME, TRANSITION,
+    AUDIT_MAXLEN, CREATE, CREATE_MANY, HISTORY_LIMIT, PUMP, REMEMBER_WORLD_TIME, TRANSITION,
 )
 from .times import MAX_TIME_MS, MIN_TIME_MS, iso_ms, now_ms, parse_iso_ms  # noqa: F401
 
@@ -79,6 +80,7 @@ class JobStore:
         #: ``clock() -> epoch ms``: the time every change is stamped with (tests pass theirs).
         self.clock = clock
         self._create = redis.register_script(CREATE)
+        self._create_many = redis.register_script(CREATE_MANY)
         self._pump = redis.register_script(PUMP)
         self._transition = redis.register_script(TRANSITION)
         self._remember_world_time = redis.register_script(REMEMBER_WORLD_TIME)
@@ -124,26 +126,48 @@ class JobStore:
             return _record({k.encode(): str(v).encode() for k, v in fields.items()}), True
         return _record(dict(zip(answer[::2], answer[1::2]))), False
 
-    def create_many(self, entries) -> int:
-        """Create many jobs in pipelined batches (no idempotency keys); returns how many.
+    def create_many(self, entries, batch: int = 500) -> int:
+        """Create many jobs (no idempotency keys), ``batch`` per Lua call; returns how many.
+
+        The arguments of the next batch are built while Redis runs the previous one.
 
         Args:
             entries: ``(job, run_at_ms, run_at_world_ms)`` tuples, as for :meth:`create`.
         """
         count = 0
-        pipe = self.redis.pipeline(transaction=False)
-        for job, run_at_ms, run_at_world_ms in entries:
-            self._create(args=self._create_args(job, run_at_ms, run_at_world_ms, None, None)[0],
-                         client=pipe)
-            count += 1
-            if count % 1000 == 0:
-                pipe.execute()
-        pipe.execute()
+        pending = None
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="create-many") as sender:
+            chunk: list = []
+            for job, run_at_ms, run_at_world_ms in entries:
+                chunk.append((job, run_at_ms, run_at_world_ms))
+                if len(chunk) == batch:
+                    args = self._create_many_args(chunk)
+                    if pending is not None:
+                        count += pending.result()
+                    pending = sender.submit(self._create_many, args=args)
+                    chunk = []
+            if chunk:
+                args = self._create_many_args(chunk)
+                if pending is not None:
+                    count += pending.result()
+                pending = sender.submit(self._create_many, args=args)
+            if pending is not None:
+                count += pending.result()
         return count
 
-    def _create_args(self, job, run_at_ms, run_at_world_ms, idempotency_key, key_scope):
-        """The create script's arguments, and the record's fields they store."""
+    def _create_many_args(self, chunk) -> list:
         now = self.clock()
+        args = [self.prefix, now, len(chunk)]
+        for job, run_at_ms, run_at_world_ms in chunk:
+            call, _ = self._create_args(job, run_at_ms, run_at_world_ms, None, None, now=now)
+            # call: P, now, id, idem, timer, due, campaign, fields...
+            fields = call[7:]
+            args += [job["id"], call[4], call[5], job["campaignId"], len(fields), *fields]
+        return args
+
+    def _create_args(self, job, run_at_ms, run_at_world_ms, idempotency_key, key_scope, now=None):
+        """The create script's arguments, and the record's fields they store."""
+        now = self.clock() if now is None else now
         scoped = f"{key_scope}:{idempotency_key}" if idempotency_key else ""
         queue, rid, message = wire.encode_message(job)
         timer, due = "", ""

@@ -22,6 +22,7 @@ The Redis message id of a job's message is ``<job id>#<nonce>``: the worker's fe
 from __future__ import annotations
 
 import json
+import os
 import uuid
 
 from . import queueing
@@ -56,7 +57,7 @@ def dead_messages_key(prefix: str, queue: str) -> str:
 
 def new_rid(job_id: str) -> str:
     """A fresh Redis message id for a message of ``job_id``."""
-    return f"{job_id}{RID_SEPARATOR}{uuid.uuid4().hex[:16]}"
+    return f"{job_id}{RID_SEPARATOR}{os.urandom(8).hex()}"
 
 
 def job_id_of_rid(rid: str) -> str | None:

@@ -170,3 +170,32 @@ def test_racing_subscribers_never_move_a_world_clock_backwards(services):
     assert services.jobs.remembered_world_time("race") == max(values)
     assert seen and seen == sorted(seen)
     assert store.remember_world_time("race", max(values) - 1) is False
+
+
+def test_create_many_stores_each_kind_of_job_as_create_does(services):
+    from scheduler_service.dispatch import build_job
+
+    store = services.jobs
+    now = store.clock()
+    store.remember_world_time("w-known", 5_000)
+    jobs = [build_job(services.registry, "PING", c) for c in ("c1", "c1", "w-known", "w-known")]
+    entries = [(jobs[0], None, None),             # due now
+               (jobs[1], now + 60_000, None),     # a wall timer
+               (jobs[2], None, 4_000),            # a world time the campaign has passed
+               (jobs[3], None, 9_000)]            # a world time still ahead
+    assert store.create_many(entries, batch=3) == 4  # two batches
+    states = [store.get(j["id"])["state"] for j in jobs]
+    assert states == ["queued", "scheduled", "queued", "scheduled"]
+    assert store.redis.zscore(store.wall_timers, jobs[1]["id"]) == now + 60_000
+    assert store.redis.zscore(store.world_timers("w-known"), jobs[3]["id"]) == 9_000
+    queued = {json.loads(m)["args"][0]["id"]
+              for m in store.redis.hvals(wire.messages_key(store.prefix, QUEUE))}
+    assert queued == {jobs[0]["id"], jobs[2]["id"]}
+    assert store.redis.llen(wire.queue_key(store.prefix, QUEUE)) == 2
+    for state in ("queued", "scheduled"):
+        ids = {i.decode() for i in store.redis.zrange(store.key("jobs", "state", state), 0, -1)}
+        assert ids == {j["id"] for j, s in zip(jobs, states) if s == state}
+    assert [h["detail"] for h in store.history(jobs[0]["id"])] == ["created, due now"]
+    # and the queued ones run through the fetch like any other
+    fetched = records(services).fetch(services.broker, QUEUE, 10)
+    assert {m.job_id for m in fetched} == {jobs[0]["id"], jobs[2]["id"]}
