@@ -49,6 +49,7 @@ class _JobConsumer(_RedisConsumer):
         self.records = None if queue_name.endswith(DELAY_SUFFIX) else broker.records
         self._room = threading.Event()
         self._refill_at = max(1, prefetch // 2)
+        self._settler: _Settler | None = None
 
     def __next__(self):
         if self.records is None:
@@ -87,12 +88,17 @@ class _JobConsumer(_RedisConsumer):
         if self.records is None:
             return super().nack(message) if reject else super().ack(message)
         try:
-            self.records.settle(self.broker, self.queue_name, message, reject=reject)
-        except redis.ConnectionError as e:
-            raise ConnectionClosed(e) from None
+            if self._settler is None:
+                self._settler = _Settler(self.broker, self.queue_name)
+            self._settler.add(self.records.settlement(message, reject=reject))
         finally:
             self.queued_message_ids.discard(message.message_id)
             self._room.set()
+
+    def close(self):
+        if getattr(self, "_settler", None) is not None:
+            self._settler.stop()
+        super().close()
 
     def requeue(self, messages):
         if self.records is None:
@@ -100,6 +106,61 @@ class _JobConsumer(_RedisConsumer):
         rids = [m.options["redis_message_id"] for m in messages]
         if rids:
             self.records.requeue(self.broker, self.queue_name, rids)
+
+
+class _Settler:
+    """Writes a consumer's acknowledgements and their outcomes, as many per call as have
+    come in since the last one (group commit: one at a time under light load, dozens under
+    heavy load, never a wait for a batch to fill).
+
+    A message stays unacknowledged in Redis until its call succeeds, so one that dies with
+    the process is redelivered, as Dramatiq does for any message not yet acknowledged. The
+    call is retried through a Redis outage without end; :meth:`stop` writes what is left.
+    """
+
+    #: Most acknowledgements in one call.
+    BATCH = 256
+    #: Pause before trying again once the records' own retries gave up (Redis still down).
+    OUTAGE_PAUSE_S = 2.0
+
+    def __init__(self, broker, queue_name):
+        self.broker = broker
+        self.records = broker.records
+        self.queue_name = queue_name
+        self._items: list = []
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name=f"acknowledgements({queue_name})")
+        self._thread.start()
+
+    def add(self, settlement) -> None:
+        with self._cond:
+            self._items.append(settlement)
+            self._cond.notify()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        self._thread.join(timeout)
+
+    def _run(self):
+        while True:
+            with self._cond:
+                while not self._items and not self._stopping:
+                    self._cond.wait()
+                if not self._items:
+                    return
+                batch, self._items = self._items[:self.BATCH], self._items[self.BATCH:]
+            while True:
+                try:
+                    self.records.settle_many(self.broker, self.queue_name, batch)
+                    break
+                except Exception:  # Redis still away: keep them, try again
+                    logger.exception("could not acknowledge %s message(s) of %s; trying again",
+                                     len(batch), self.queue_name)
+                    time.sleep(self.OUTAGE_PAUSE_S)
 
 
 class JobBroker(RedisBroker):

@@ -308,34 +308,48 @@ if #lost > 0 then redis.call('srem', acks_key(), unpack(lost)) end
 return out
 """
 
-# ARGV[5..]: rid, job id ('' = no record to change), to, detail, retention, wall_due,
-# field/value pairs. Acknowledges the message (Dramatiq's ack, or its rejection into the
-# dead letters when to is 'dead': ARGV[11] is then the message to keep there) and moves the
-# record from running to `to`. (No heartbeat here: the worker's fetches, and the polls of its
-# idle consumers, keep it alive.) Returns {acknowledged, transition ok (-1 missing), state found}.
-OUTCOME = LUA_WORKER + r"""
-local rid, id, to, detail, retention, wall_due = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]
-local first = 11
-local acked
-if to == 'dead' then
-  acked = nack_message(rid, ARGV[11])
-  first = 12
-else
-  acked = ack_message(rid)
+# ARGV[5]: retention, ARGV[6]: count, then per message: rid, job id ('' = no record to
+# change), to, detail, wall_due, dead copy ('' unless to is 'dead'), number of field/value
+# items, field/value pairs. Acknowledges each message (Dramatiq's ack, or its rejection
+# into the dead letters with the dead copy when to is 'dead') and moves its record from
+# running to `to`, all in one call. Returns per message: acknowledged, transition ok (-1
+# missing), state found. (No heartbeat here: the worker's fetches, and the polls of its
+# idle consumers, keep it alive.)
+OUTCOMES = LUA_WORKER + r"""
+local retention, count = ARGV[5], tonumber(ARGV[6])
+local out = {}
+local i = 7
+for _ = 1, count do
+  local rid, id, to, detail, wall_due, dead_copy, n =
+    ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], tonumber(ARGV[i + 6])
+  local first, last = i + 7, i + 6 + n
+  i = last + 1
+  local acked
+  if to == 'dead' then acked = nack_message(rid, dead_copy) else acked = ack_message(rid) end
+  local ok, found = 1, ''
+  if id ~= '' then
+    local rec = read(id)
+    if not rec[1] then
+      ok = -1
+    elseif rec[1] ~= 'running' then
+      ok, found = 0, rec[1]
+    else
+      local fields = {}
+      for j = first, last do fields[#fields + 1] = ARGV[j] end
+      if to == 'scheduled' then
+        -- Back on its timer without spending the attempt (an open circuit).
+        fields[#fields + 1] = 'attempts'
+        fields[#fields + 1] = math.max(0, (tonumber(rec[4]) or 1) - 1)
+      end
+      move(id, rec, to, detail, now, fields, retention, wall_due)
+      found = 'running'
+    end
+  end
+  out[#out + 1] = acked and 1 or 0
+  out[#out + 1] = ok
+  out[#out + 1] = found
 end
-if id == '' then return {acked and 1 or 0, 1, ''} end
-local rec = read(id)
-if not rec[1] then return {acked and 1 or 0, -1, ''} end
-if rec[1] ~= 'running' then return {acked and 1 or 0, 0, rec[1]} end
-local fields = {}
-for i = first, #ARGV do fields[#fields + 1] = ARGV[i] end
-if to == 'scheduled' then
-  -- Back on its timer without spending the attempt (an open circuit).
-  fields[#fields + 1] = 'attempts'
-  fields[#fields + 1] = math.max(0, (tonumber(rec[4]) or 1) - 1)
-end
-move(id, rec, to, detail, now, fields, retention, wall_due)
-return {acked and 1 or 0, 1, 'running'}
+return out
 """
 
 # ARGV[5..]: the rids a stopping worker fetched but did not run. Puts each message back on

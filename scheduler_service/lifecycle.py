@@ -15,9 +15,11 @@ to a job record while a worker has it:
   attempt when the API's circuit breaker is open;
 * **write**: the outcome is written in the same Lua call as Dramatiq's acknowledgement
   (or rejection) of the message, so a record can never say ``running`` for a message that
-  is gone, nor an acknowledged message lack its outcome. The call is retried through a
-  Redis outage; if the worker dies meanwhile, Dramatiq redelivers the message and the job
-  runs again (handlers are idempotent);
+  is gone, nor an acknowledged message lack its outcome. Each consumer hands its
+  acknowledgements to a writer thread that writes as many per call as came in since its
+  last one (:class:`scheduler_service.broker._Settler`); the call is retried through a
+  Redis outage, and if the worker dies before it succeeds, Dramatiq redelivers the message
+  and the job runs again (handlers are idempotent);
 * **requeue**: messages a stopping worker fetched but never ran go back to their queue and
   their records back to ``queued``, the attempt not spent.
 
@@ -41,7 +43,7 @@ from dramatiq.middleware import Middleware, SkipMessage
 
 from . import wire
 from .errors import CircuitOpen, PermanentError
-from .jobscripts import FETCH, OUTCOME, REQUEUE
+from .jobscripts import FETCH, OUTCOMES, REQUEUE
 from .jobstore import flat_fields
 
 logger = logging.getLogger(__name__)
@@ -120,7 +122,7 @@ class JobRecords(Middleware):
         self.retry_s = retry_s
         self._sleep = sleep
         self._fetch = store.redis.register_script(FETCH)
-        self._outcome = store.redis.register_script(OUTCOME)
+        self._outcome = store.redis.register_script(OUTCOMES)
         self._requeue = store.redis.register_script(REQUEUE)
 
     @property
@@ -147,46 +149,60 @@ class JobRecords(Middleware):
     def settle(self, broker, queue: str, message, *, reject: bool) -> None:
         """Acknowledge (or reject into the dead letters) ``message`` and write its outcome,
         in one call; tried again through a Redis outage of up to ``retry_s``."""
+        self.settle_many(broker, queue, [self.settlement(message, reject=reject)])
+
+    def settlement(self, message, *, reject: bool) -> tuple[str | None, str, list]:
+        """What :meth:`settle_many` writes for one message: ``(job id, to, script items)``."""
         outcome = getattr(message, "outcome", None)
-        rid = message.options["redis_message_id"]
         job_id = job_id_of(message) if outcome is not None else None
         if outcome is None:
             outcome = Outcome("dead" if reject else "", "")
         elif reject and outcome.to != "dead":
             outcome = Outcome("dead", outcome.detail, outcome.fields, dead_copy=outcome.dead_copy)
-        args = [self.store.prefix, self.store.clock(), queue, broker.broker_id, rid, job_id or "",
-                outcome.to, outcome.detail, self.store.retention_s,
-                "" if outcome.wall_due is None else outcome.wall_due]
-        if outcome.to == "dead":
-            args.append(outcome.dead_copy)
-        args += flat_fields(outcome.fields)
-        _, ok, previous = self._write(args, job_id, outcome.to)
-        if job_id and ok != 1:
-            logger.warning("job %s ended %s but its record is %s; left as it is", job_id,
-                           outcome.to, previous.decode() if previous else "missing",
-                           extra={"job_id": job_id})
+        fields = flat_fields(outcome.fields)
+        return job_id, outcome.to, [
+            message.options["redis_message_id"], job_id or "", outcome.to, outcome.detail,
+            "" if outcome.wall_due is None else outcome.wall_due, outcome.dead_copy,
+            len(fields), *fields]
 
-    def _write(self, args, job_id, to):
+    def settle_many(self, broker, queue: str, settlements) -> None:
+        """Acknowledge many messages of ``queue`` with their outcomes in one call (see
+        :meth:`settlement`); tried again through a Redis outage of up to ``retry_s``."""
+        args = [self.store.prefix, self.store.clock(), queue, broker.broker_id,
+                self.store.retention_s, len(settlements)]
+        for _, _, items in settlements:
+            args += items
+        answers = self._write(args, settlements)
+        for (job_id, to, _), i in zip(settlements, range(0, len(answers), 3)):
+            ok, previous = answers[i + 1], answers[i + 2]
+            if job_id and ok != 1:
+                logger.warning("job %s ended %s but its record is %s; left as it is", job_id,
+                               to, previous.decode() if previous else "missing",
+                               extra={"job_id": job_id})
+
+    def _write(self, args, settlements):
         deadline = time.monotonic() + self.retry_s
         delay, tries = 0.1, 0
+        what = ", ".join(f"{job_id} is {to or 'done'}" for job_id, to, _ in settlements[:3])
         while True:
             tries += 1
             try:
-                acked, ok, previous = self._outcome(args=args)
-                if tries > 1 and ok == 0 and previous == to.encode():
-                    ok = 1  # an earlier try was applied, its answer lost
-                return acked, ok, previous
+                answers = self._outcome(args=args)
+                if tries > 1:  # an earlier try may have been applied, its answer lost
+                    for (_, to, _), i in zip(settlements, range(0, len(answers), 3)):
+                        if answers[i + 1] == 0 and answers[i + 2] == to.encode():
+                            answers[i + 1] = 1
+                return answers
             except REDIS_OUTAGE as e:
                 if time.monotonic() + delay > deadline:
-                    logger.error("could not record that job %s is %s after %s tries (%s); "
-                                 "trying on until Redis is back", job_id, to or "done", tries, e,
-                                 extra={"job_id": job_id, "alert": "job_outcome_delayed"})
+                    logger.error("could not record that job %s after %s tries (%s); "
+                                 "trying on until Redis is back", what, tries, e,
+                                 extra={"alert": "job_outcome_delayed"})
                     from dramatiq.errors import ConnectionClosed
 
                     raise ConnectionClosed(e) from None
-                logger.warning("Redis unavailable while recording that job %s is %s (%s); "
-                               "trying again in %.1fs", job_id, to or "done", e, delay,
-                               extra={"job_id": job_id})
+                logger.warning("Redis unavailable while recording that job %s (%s); "
+                               "trying again in %.1fs", what, e, delay)
                 self._sleep(delay)
                 delay = min(delay * 2, OUTCOME_RETRY_MAX_DELAY_S)
 

@@ -199,3 +199,65 @@ def test_create_many_stores_each_kind_of_job_as_create_does(services):
     # and the queued ones run through the fetch like any other
     fetched = records(services).fetch(services.broker, QUEUE, 10)
     assert {m.job_id for m in fetched} == {jobs[0]["id"], jobs[2]["id"]}
+
+
+def test_acknowledgements_are_written_in_groups_and_flushed_when_the_worker_stops(services):
+    from dramatiq import Worker
+
+    # Given 300 jobs and a worker of 8 threads
+    jobs = [send_job(services, "PING", "c1")[0] for _ in range(300)]
+    calls = []
+    settle_many = records(services).settle_many
+
+    def counting(broker, queue, settlements):
+        calls.append(len(settlements))
+        return settle_many(broker, queue, settlements)
+
+    records(services).settle_many = counting
+    worker = Worker(services.broker, worker_threads=8, worker_timeout=50)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 30
+        while sum(calls) < 300 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        # When it stops (whatever was still pending is written on the way out)
+        worker.stop(timeout=10_000)
+        del records(services).settle_many
+    # Then every job succeeded and nothing is left unacknowledged
+    states = {services.jobs.get(j["id"])["state"] for j in jobs}
+    assert states == {"succeeded"}
+    prefix = services.jobs.prefix
+    assert services.redis.hlen(wire.messages_key(prefix, QUEUE)) == 0
+    assert sum(calls) == 300
+
+
+def test_acknowledgements_that_arrive_during_a_write_share_the_next_call(services):
+    from scheduler_service.broker import _Settler
+
+    jobs = [send_job(services, "PING", "c1")[0] for _ in range(11)]
+    fetched = records(services).fetch(services.broker, QUEUE, 11)
+    for m in fetched:
+        m.outcome = Outcome("succeeded", "succeeded", {"result": {}})
+    calls, entered, release = [], threading.Event(), threading.Event()
+    settle_many = records(services).settle_many
+
+    def held(broker, queue, settlements):
+        calls.append(len(settlements))
+        entered.set()
+        release.wait(10)
+        return settle_many(broker, queue, settlements)
+
+    records(services).settle_many = held
+    try:
+        settler = _Settler(services.broker, QUEUE)
+        settler.add(records(services).settlement(fetched[0], reject=False))
+        assert entered.wait(10)  # the first write is under way, held
+        for m in fetched[1:]:
+            settler.add(records(services).settlement(m, reject=False))
+        release.set()
+        settler.stop()
+    finally:
+        del records(services).settle_many
+    assert calls == [1, 10]
+    assert {services.jobs.get(j["id"])["state"] for j in jobs} == {"succeeded"}
