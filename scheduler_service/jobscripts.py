@@ -128,7 +128,7 @@ return {1, state}
 CREATE_MANY = LUA_LIB + r"""
 local now, count = ARGV[2], tonumber(ARGV[3])
 local all, by_state, wall, world, known = {}, {}, {}, {}, {}
-local msgs, rids = {}, {}
+local msgs = {}
 local i = 4
 for _ = 1, count do
   local id, timer, due, campaign, n = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4])
@@ -165,9 +165,7 @@ for _ = 1, count do
   else
     msgs[queue] = msgs[queue] or {}
     table.insert(msgs[queue], rid)
-    table.insert(msgs[queue], message .. now .. '}')
-    rids[queue] = rids[queue] or {}
-    table.insert(rids[queue], rid)
+    table.insert(msgs[queue], stamp(message, now))
   end
   history(id, now, '', state, state == 'queued' and 'created, due now' or 'created')
 end
@@ -177,10 +175,7 @@ if #wall > 0 then redis.call('zadd', P .. 'timers:wall', unpack(wall)) end
 for campaign, items in pairs(world) do
   redis.call('zadd', P .. 'timers:world:' .. campaign, unpack(items))
 end
-for queue, items in pairs(msgs) do
-  redis.call('hset', P .. queue .. '.msgs', unpack(items))
-  redis.call('rpush', P .. queue, unpack(rids[queue]))
-end
+enqueue_all(msgs)
 return count
 """
 
@@ -192,7 +187,7 @@ local now = ARGV[2]
 local ids = redis.call('zrangebyscore', KEYS[1], '-inf', ARGV[3], 'LIMIT', 0, tonumber(ARGV[4]))
 if #ids == 0 then return {0, 0} end
 redis.call('zrem', KEYS[1], unpack(ids))
-local moved, from, queued, msgs, rids = 0, {}, {}, {}, {}
+local moved, from, queued, msgs = 0, {}, {}, {}
 for _, id in ipairs(ids) do
   local jk = P .. 'job:' .. id
   local v = redis.call('hmget', jk, 'state', 'createdAt', 'message', 'rid', 'queue')
@@ -206,19 +201,14 @@ for _, id in ipairs(ids) do
     local queue = v[5]
     msgs[queue] = msgs[queue] or {}
     table.insert(msgs[queue], v[4])
-    table.insert(msgs[queue], v[3] .. now .. '}')
-    rids[queue] = rids[queue] or {}
-    table.insert(rids[queue], v[4])
+    table.insert(msgs[queue], stamp(v[3], now))
     history(id, now, state, 'queued', state == 'failed' and 'retry due' or ARGV[5])
     moved = moved + 1
   end
 end
 for state, list in pairs(from) do redis.call('zrem', P .. 'jobs:state:' .. state, unpack(list)) end
 if #queued > 0 then redis.call('zadd', P .. 'jobs:state:queued', unpack(queued)) end
-for queue, items in pairs(msgs) do
-  redis.call('hset', P .. queue .. '.msgs', unpack(items))
-  redis.call('rpush', P .. queue, unpack(rids[queue]))
-end
+enqueue_all(msgs)
 return {moved, #ids}
 """
 
@@ -257,15 +247,7 @@ end
 # of the batch are made in one command each.
 FETCH = LUA_WORKER + r"""
 heartbeat()
-local rids = {}
-for i = 1, tonumber(ARGV[5]) do
-  local rid = redis.call('lpop', P .. queue)
-  if not rid then break end
-  rids[#rids + 1] = rid
-end
-if #rids == 0 then return {} end
-redis.call('sadd', acks_key(), unpack(rids))
-local datas = redis.call('hmget', P .. queue .. '.msgs', unpack(rids))
+local rids, datas = pop_messages(tonumber(ARGV[5]))
 local out, moved_from, running, lost = {}, {}, {}, {}
 for i, rid in ipairs(rids) do
   local data = datas[i]
@@ -304,7 +286,7 @@ for state, ids in pairs(moved_from) do
   redis.call('zrem', P .. 'jobs:state:' .. state, unpack(ids))
 end
 if #running > 0 then redis.call('zadd', P .. 'jobs:state:running', unpack(running)) end
-if #lost > 0 then redis.call('srem', acks_key(), unpack(lost)) end
+forget(lost)
 return out
 """
 

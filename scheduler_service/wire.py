@@ -90,13 +90,26 @@ def complete(head: str, timestamp_ms: int) -> str:
     return f"{head}{int(timestamp_ms)}}}"
 
 
-#: Lua: put a job's stored message on its queue, stamped with ``now``. Expects ``P`` (the
-#: key prefix) in scope; returns nothing.
+#: Lua: put messages on their queues. Expects ``P`` (the key prefix) in scope.
+#: ``stamp(head, now)`` completes a stored head; ``enqueue(id, now)`` puts a job's stored
+#: message on its queue; ``enqueue_all(batches)`` puts many, ``batches[queue]`` being
+#: ``{rid, data, rid, data, ...}``, with one write per queue.
 LUA_ENQUEUE = r"""
+local function stamp(head, now)
+  return head .. now .. '}'
+end
 local function enqueue(id, now)
   local v = redis.call('hmget', P .. 'job:' .. id, 'message', 'rid', 'queue')
-  redis.call('hset', P .. v[3] .. '.msgs', v[2], v[1] .. now .. '}')
+  redis.call('hset', P .. v[3] .. '.msgs', v[2], stamp(v[1], now))
   redis.call('rpush', P .. v[3], v[2])
+end
+local function enqueue_all(batches)
+  for queue, items in pairs(batches) do
+    redis.call('hset', P .. queue .. '.msgs', unpack(items))
+    local rids = {}
+    for k = 1, #items, 2 do rids[#rids + 1] = items[k] end
+    redis.call('rpush', P .. queue, unpack(rids))
+  end
 end
 """
 
@@ -109,11 +122,21 @@ end
 local function acks_key()
   return P .. '__acks__.' .. worker .. '.' .. queue
 end
-local function pop_message()
-  local rid = redis.call('lpop', P .. queue)
-  if not rid then return nil end
-  redis.call('sadd', acks_key(), rid)
-  return rid
+-- Dramatiq's fetch: up to n messages, as two lists (ids, data; a datum may be false when
+-- its message vanished). The ids become the worker's unacknowledged ones.
+local function pop_messages(n)
+  local rids = {}
+  for i = 1, n do
+    local rid = redis.call('lpop', P .. queue)
+    if not rid then break end
+    rids[#rids + 1] = rid
+  end
+  if #rids == 0 then return rids, {} end
+  redis.call('sadd', acks_key(), unpack(rids))
+  return rids, redis.call('hmget', P .. queue .. '.msgs', unpack(rids))
+end
+local function forget(rids)
+  if #rids > 0 then redis.call('srem', acks_key(), unpack(rids)) end
 end
 local function ack_message(rid)
   if redis.call('srem', acks_key(), rid) > 0 then
