@@ -99,20 +99,11 @@ def run(redis_url: str, jobs: int, timeout: float = 600.0) -> float:
                 time.sleep(0.02)
             return jobs / (time.perf_counter() - started)
         finally:
-            stop(worker)
+            from _reference import stop  # SIGTERM (Celery's warm shutdown), then SIGKILL
+
+            stop(worker, timeout=60)
             client.flushdb()
             client.close()
-
-
-def stop(proc, timeout=60):
-    """SIGTERM (Celery's warm shutdown), then SIGKILL after ``timeout`` seconds."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def main(argv=None) -> int:

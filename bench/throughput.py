@@ -42,6 +42,7 @@ from scheduler_service.jobstore import JobStore  # noqa: E402
 from scheduler_service.plugins import load_registry  # noqa: E402
 
 import _results  # noqa: E402
+from _reference import stop  # noqa: E402
 import celery_baseline  # noqa: E402
 
 BARE_MODULE = "_bare_dramatiq"
@@ -147,16 +148,6 @@ class Bare:
             return n / (time.perf_counter() - started)
         finally:
             stop(proc)
-
-
-def stop(proc, timeout=60):
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def celery_row(url: str, jobs: int, ours_one_process: float) -> dict:
