@@ -122,8 +122,8 @@ class JobStore:
         created, answer = self._create(args=args)
         if created:
             # The record is what was sent, in the state the script chose: no second read.
-            fields["state"] = answer.decode() if isinstance(answer, bytes) else answer
-            return _record({k.encode(): str(v).encode() for k, v in fields.items()}), True
+            state = answer.decode() if isinstance(answer, bytes) else answer
+            return _new_record(job, fields, state), True
         return _record(dict(zip(answer[::2], answer[1::2]))), False
 
     def create_many(self, entries, batch: int = 500) -> int:
@@ -456,6 +456,19 @@ def flat_fields(fields: dict) -> list:
     for k, v in fields.items():
         flat += [k, "" if v is None else (json.dumps(v) if isinstance(v, (dict, list)) else v)]
     return flat
+
+
+def _new_record(job: dict, fields: dict, state: str) -> dict:
+    """The public record of a job just created from ``fields`` (what :func:`_record` would
+    read back, without reading it back)."""
+    return {
+        "id": job["id"], "type": job["type"], "campaignId": job["campaignId"],
+        "payload": job["payload"], "priority": job["priority"], "state": state,
+        "runAt": iso_ms(fields["runAt"]), "runAtWorldTime": iso_ms(fields["runAtWorldTime"]),
+        "attempts": 0, "lastError": None, "result": None,
+        "createdAt": iso_ms(fields["createdAt"]), "updatedAt": iso_ms(fields["updatedAt"]),
+        "idempotencyKey": fields.get("idempotencyKey") or None,
+    }
 
 
 def _record(raw: dict) -> dict:

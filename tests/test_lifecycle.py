@@ -261,3 +261,10 @@ def test_acknowledgements_that_arrive_during_a_write_share_the_next_call(service
         del records(services).settle_many
     assert calls == [1, 10]
     assert {services.jobs.get(j["id"])["state"] for j in jobs} == {"succeeded"}
+
+
+def test_the_record_a_create_answers_is_the_one_stored(services):
+    now = services.jobs.clock()
+    for kwargs in ({}, {"run_at_ms": now + 60_000}, {"idempotency_key": "same-as-stored"}):
+        job, created = send_job(services, "SAMPLE_ECHO", "c1", {"text": "hi"}, priority=7, **kwargs)
+        assert created and job == services.jobs.get(job["id"])
