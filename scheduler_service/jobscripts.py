@@ -106,8 +106,13 @@ elseif timer == 'wall' then
   timer = P .. 'timers:wall'
 end
 local state = timer ~= '' and 'scheduled' or 'queued'
-local fields = {'state', state}
-for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
+local fields, queue, rid, message = {'state', state}, nil, nil, nil
+for i = 8, #ARGV, 2 do
+  local k, v = ARGV[i], ARGV[i + 1]
+  fields[#fields + 1] = k
+  fields[#fields + 1] = v
+  if k == 'queue' then queue = v elseif k == 'rid' then rid = v elseif k == 'message' then message = v end
+end
 redis.call('hset', jk, unpack(fields))
 redis.call('zadd', P .. 'jobs:all', now, id)
 redis.call('zadd', P .. 'jobs:state:' .. state, now, id)
@@ -115,7 +120,7 @@ if idem ~= '' then redis.call('set', P .. 'idem:' .. idem, id) end
 if timer ~= '' then
   redis.call('zadd', timer, due, id)
 else
-  enqueue(id, now)
+  enqueue_all({[queue] = {rid, stamp(message, now)}})
 end
 history(id, now, '', state, state == 'queued' and 'created, due now' or 'created')
 return {1, state}
