@@ -211,35 +211,41 @@ class JobStore:
         return out
 
     def list(self, *, state=None, job_type=None, campaign_id=None, limit=50, cursor=None,
-             dead_letters_only=False):
+             dead_letters_only=False, batch=None):
         """Newest first, filtered; returns ``(records, next cursor or None)``.
 
         The cursor is the creation time and id of the last item returned, so pages stay
-        stable while new jobs arrive.
+        stable while new jobs arrive. ``batch``: ids read per round trip (default twice
+        ``limit``, at least 100).
         """
         index = self.key("jobs", "state", state) if state else self.key("jobs", "all")
-        max_score, skip_until = "+inf", None
+        # Keyset paging: continue below the last (score, id) seen, within one call as across
+        # calls, so jobs arriving, leaving or expiring meanwhile never make an item repeat
+        # or be skipped. Same-score members come in descending id order.
+        last_score, last_id = None, None
         if cursor:
-            score, _, skip_until = cursor.partition(":")
-            max_score = score
+            score, _, last_id = cursor.partition(":")
+            try:
+                last_score = float(int(score))
+            except ValueError:
+                raise ValueError(f"cursor {cursor!r} is not one this API returned") from None
         items: list[dict] = []
-        offset = 0
-        batch = max(limit * 2, 100)
+        batch = batch or max(limit * 2, 100)
         while len(items) < limit:
-            ids = self.redis.zrevrangebyscore(index, max_score, "-inf", start=offset, num=batch,
-                                              withscores=True)
-            if not ids:
+            at_boundary = 0 if last_score is None else self.redis.zcount(index, last_score, last_score)
+            ids = self.redis.zrevrangebyscore(
+                index, "+inf" if last_score is None else last_score, "-inf",
+                start=0, num=batch + at_boundary, withscores=True)
+            ids = [(i.decode(), s) for i, s in ids]
+            fresh = [(i, s) for i, s in ids
+                     if last_score is None or s < last_score or (s == last_score and i < last_id)]
+            if not fresh:
                 return items, None
-            offset += len(ids)
             pipe = self.redis.pipeline(transaction=False)
-            for job_id, _ in ids:
-                pipe.hgetall(self.key("job", job_id.decode()))
-            for (job_id, score), raw in zip(ids, pipe.execute()):
-                job_id = job_id.decode()
-                if skip_until is not None:
-                    if job_id == skip_until:
-                        skip_until = None
-                    continue
+            for job_id, _ in fresh:
+                pipe.hgetall(self.key("job", job_id))
+            for (job_id, score), raw in zip(fresh, pipe.execute()):
+                last_score, last_id = score, job_id
                 if not raw:  # expired record: drop it from the indexes
                     self.redis.zrem(index, job_id)
                     continue
@@ -253,6 +259,8 @@ class JobStore:
                 items.append(rec)
                 if len(items) == limit:
                     return items, f"{int(score)}:{job_id}"
+            if len(ids) < batch + at_boundary:
+                return items, None
         return items, None
 
     # -- transitions -----------------------------------------------------------------
