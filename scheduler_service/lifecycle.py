@@ -37,8 +37,10 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import redis
+from dramatiq import Message
 from dramatiq.broker import MessageProxy
 from dramatiq.common import compute_backoff
+from dramatiq.errors import ConnectionClosed
 from dramatiq.middleware import Middleware, SkipMessage
 
 from . import wire
@@ -133,8 +135,6 @@ class JobRecords(Middleware):
     # -- the consumer's calls (fetch, acknowledge, reject, requeue) ------------------
     def fetch(self, broker, queue: str, count: int) -> list[JobMessage]:
         """Dramatiq's fetch of up to ``count`` messages, each job claimed in the same call."""
-        from dramatiq import Message
-
         flat = self._fetch(args=[self.store.prefix, self.store.clock(), queue, broker.broker_id,
                                  count])
         out = []
@@ -198,8 +198,6 @@ class JobRecords(Middleware):
                     logger.error("could not record that job %s after %s tries (%s); "
                                  "trying on until Redis is back", what, tries, e,
                                  extra={"alert": "job_outcome_delayed"})
-                    from dramatiq.errors import ConnectionClosed
-
                     raise ConnectionClosed(e) from None
                 logger.warning("Redis unavailable while recording that job %s (%s); "
                                "trying again in %.1fs", what, e, delay)
