@@ -70,7 +70,7 @@ def encode_message(job: dict) -> tuple[str, str, str]:
     """The Dramatiq message that runs ``job``: ``(queue, redis message id, head)``.
 
     ``head`` is the encoded message up to its ``message_timestamp`` value; appending a
-    time in epoch milliseconds and ``}`` (:func:`complete`, or the Lua enqueue) makes it whole.
+    time in epoch milliseconds and ``}`` (the Lua ``stamp``) makes it whole.
     """
     band = queueing.band_for(job["priority"])
     queue = queueing.queue_name(band)
@@ -83,11 +83,6 @@ def encode_message(job: dict) -> tuple[str, str, str]:
     }
     text = json.dumps(message, separators=(",", ":"))
     return queue, rid, text[:-1] + ',"message_timestamp":'
-
-
-def complete(head: str, timestamp_ms: int) -> str:
-    """A whole encoded message from a stored head (what :data:`LUA_ENQUEUE` does in Lua)."""
-    return f"{head}{int(timestamp_ms)}}}"
 
 
 #: Lua: put messages on their queues. Expects ``P`` (the key prefix) in scope.

@@ -115,16 +115,10 @@ def services(settings, redis_client):
 def worker(services):
     """A real Dramatiq worker (2 threads) consuming every queue of ``services``, with the
     wall-timer pump that a deployment's cron process runs (retries wait on wall timers)."""
-    from dramatiq import Worker
+    from helpers import running_worker
 
-    from scheduler_service.timers import WallTimerPump
-
-    pump = WallTimerPump(services.jobs, interval_ms=50).start()
-    w = Worker(services.broker, worker_threads=2, worker_timeout=100)
-    w.start()
-    yield w
-    w.stop(timeout=10_000)
-    pump.stop()
+    with running_worker(services, threads=2, timeout_ms=100) as w:
+        yield w
 
 
 @pytest.fixture

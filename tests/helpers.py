@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import time
@@ -47,3 +48,21 @@ def hold_cron_leadership(services, identity="test-leader", ttl_ms=60_000):
     lock = LeaderLock(services.redis, schedule_store(services).leader_key, identity, ttl_ms)
     assert lock.try_acquire(), "another cron leader holds the lock"
     return lock
+
+
+@contextlib.contextmanager
+def running_worker(services, threads=1, timeout_ms=50):
+    """A real Dramatiq worker on ``services``, with the wall-timer pump a deployment's cron
+    process runs (retries and rescheduled jobs wait on wall timers)."""
+    from dramatiq import Worker
+
+    from scheduler_service.timers import WallTimerPump
+
+    pump = WallTimerPump(services.jobs, interval_ms=50).start()
+    worker = Worker(services.broker, worker_threads=threads, worker_timeout=timeout_ms)
+    worker.start()
+    try:
+        yield worker
+    finally:
+        worker.stop(timeout=10_000)
+        pump.stop()

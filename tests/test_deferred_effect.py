@@ -9,7 +9,7 @@ from scheduler_service.dispatch import send_job
 from scheduler_service.embedded_redis import free_port
 from scheduler_service.jobstore import now_ms, parse_iso_ms
 from scheduler_service.timers import WallTimerPump, pump_world
-from helpers import wait_for
+from helpers import running_worker, wait_for
 
 PATCH = [{"op": "replace", "path": "/variables/morale", "value": 7}]
 
@@ -123,8 +123,6 @@ def test_success_false_is_a_permanent_failure(services, worker, reference_api):
 
 
 def test_open_circuit_reschedules_without_spending_an_attempt(make_settings, redis_client):
-    from dramatiq import Worker
-
     from scheduler_service.services import build_services
 
     # Given an API that cannot be reached and a breaker that opens after one failure
@@ -132,18 +130,12 @@ def test_open_circuit_reschedules_without_spending_an_attempt(make_settings, red
     services = build_services(make_settings(API_URL=closed, API_MAX_RETRIES=0,
                                             API_CIRCUIT_BREAKER_THRESHOLD=1,
                                             API_CIRCUIT_BREAKER_DURATION_MS=60_000))
-    from scheduler_service.timers import WallTimerPump
-
-    pump = WallTimerPump(services.jobs, interval_ms=50).start()
-    worker = Worker(services.broker, worker_threads=1, worker_timeout=50)
-    worker.start()
     try:
-        job, _ = send_job(services, "DEFERRED_EFFECT", "c1", {"effectId": "e1"})
-        # When the first attempt fails (transient) and opens the circuit, and the retry meets it
-        rescheduled = wait_state(services, job["id"], "scheduled", timeout=20)
+        with running_worker(services):
+            job, _ = send_job(services, "DEFERRED_EFFECT", "c1", {"effectId": "e1"})
+            # When the first attempt fails (transient) and opens the circuit, and the retry meets it
+            rescheduled = wait_state(services, job["id"], "scheduled", timeout=20)
     finally:
-        worker.stop()
-        pump.stop()
         services.close()
     # Then the job waits on its timer for the breaker, with the retry not counted
     assert rescheduled["attempts"] == 1

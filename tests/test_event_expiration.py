@@ -11,7 +11,7 @@ from scheduler_service.dispatch import send_job
 from scheduler_service.embedded_redis import free_port
 from scheduler_service.event_expiration import expire_overdue_events, fan_out
 from scheduler_service.jobtypes import EmptyPayload, JobContext
-from helpers import wait_for
+from helpers import running_worker, wait_for
 from reference_fixtures import TEST_KEY, iso
 
 NOW = datetime(1700, 6, 1, 12, 0, tzinfo=timezone.utc)
@@ -202,25 +202,17 @@ def test_failed_events_are_recorded_and_the_others_expired(services, reference_a
 
 
 def test_a_transient_failure_of_the_listing_retries_the_job(make_settings, redis_client):
-    from dramatiq import Worker
-
     from scheduler_service.services import build_services
 
     closed = f"http://127.0.0.1:{free_port()}/graphql"
     services = build_services(make_settings(
         API_URL=closed, API_MAX_RETRIES=0, API_CIRCUIT_BREAKER_THRESHOLD=100,
         QUEUE_MAX_RETRIES=1))
-    from scheduler_service.timers import WallTimerPump
-
-    pump = WallTimerPump(services.jobs, interval_ms=50).start()  # retries wait on wall timers
-    worker = Worker(services.broker, worker_threads=1, worker_timeout=50)
-    worker.start()
     try:
-        job, _ = send_job(services, "EVENT_EXPIRATION", "some-campaign", {})
-        dead = wait_state(services, job["id"], "dead")
+        with running_worker(services):  # with the pump: retries wait on wall timers
+            job, _ = send_job(services, "EVENT_EXPIRATION", "some-campaign", {})
+            dead = wait_state(services, job["id"], "dead")
     finally:
-        worker.stop()
-        pump.stop()
         services.close()
     assert dead["attempts"] == 2
     details = [h["detail"] for h in services.jobs.history(job["id"])]

@@ -1,19 +1,15 @@
 """Jobs through a real Dramatiq worker on a real Redis: success, retries, dead letters."""
 
-import json
-
 import pytest
-from dramatiq.common import xq_name
 
 from scheduler_service.dispatch import send_job
 from scheduler_service.errors import InvalidPayload, UnknownJobType
-from scheduler_service.wire import queue_stats
+from scheduler_service.wire import dead_messages, queue_stats
 from helpers import wait_for
 
 
 def dead_letters(services, queue):
-    key = f"{services.settings.redis_namespace}:{xq_name(queue)}.msgs"
-    return [json.loads(v) for v in services.redis.hvals(key)]
+    return dead_messages(services.redis, services.settings.redis_namespace, queue)
 
 
 def test_ping_job_runs_on_a_worker(services, worker, caplog):

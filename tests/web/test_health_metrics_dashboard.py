@@ -6,6 +6,7 @@ import pytest
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from scheduler_service import wire
 from scheduler_service.config import load_settings
 from scheduler_service.errors import BadInput, CircuitOpen, Transient, UpstreamError
 from scheduler_service.dispatch import send_job
@@ -88,7 +89,7 @@ def test_dashboard_redirects_bare_path_and_shows_every_queue(client, services):
 
 def test_dashboard_shows_dead_letters(client, services, worker):
     send_job(services, "SAMPLE_REFUSE", "c1", {})
-    key = f"{services.settings.redis_namespace}:jobs.normal.XQ"
+    key = wire.dead_key(services.jobs.prefix, "jobs.normal")
     wait_for(lambda: services.redis.zcard(key), timeout=10, message="dead letter")
     for tab in ("standard", "delayed", "failed"):
         assert client.get(f"/admin/queues/queues/jobs.normal/{tab}").status_code == 200

@@ -6,6 +6,7 @@ import time
 import pytest
 from openapi_spec_validator import validate
 
+from scheduler_service import wire
 from scheduler_service.jobstore import iso_ms, now_ms, parse_iso_ms
 from scheduler_service.wire import queue_stats
 from scheduler_service.timers import pump_wall, pump_world
@@ -389,7 +390,7 @@ def test_dead_letter_listed_requeued_with_corrected_payload_and_deleted(client, 
 def test_dead_letter_delete_discards_it(client, services, worker):
     job = post(client, {"type": "SAMPLE_REFUSE", "campaignId": "c1"}).get_json()
     wait_for(lambda: services.jobs.get(job["id"])["state"] == "dead", timeout=10, message="dead")
-    xq = f"{services.settings.redis_namespace}:jobs.normal.XQ"
+    xq = wire.dead_key(services.jobs.prefix, "jobs.normal")
     assert services.redis.zcard(xq) == 1
     r = client.delete(f"/api/v1/dead-letters/{job['id']}", headers=AUTH)
     assert r.status_code == 200
