@@ -34,6 +34,8 @@ DEFAULT_API_URL = "http://localhost:9264/graphql"
 DEFAULT_DEV_API_KEY = "dev-key"
 #: Bearer token of the REST API outside production.
 DEFAULT_DEV_API_TOKEN = "dev-token"
+#: Shortest SCHEDULER_API_TOKEN a production web app starts with.
+MIN_PRODUCTION_TOKEN_LENGTH = 16
 #: Port of the reference campaign API (the same as the default API_URL's).
 DEFAULT_REFERENCE_API_PORT = 9264
 #: File name of the reference API's SQLite database under DATA_DIR.
@@ -200,7 +202,9 @@ class Field:
 FIELDS: tuple[Field, ...] = (
     Field("SCHEDULER_ENV", "env", _choice(*ENVIRONMENTS), "development",
           "development, production or test; production makes secrets mandatory."),
-    Field("HOST", "host", _host, "0.0.0.0", "Interface the web process binds."),
+    Field("HOST", "host", _host, "127.0.0.1",
+          "Interface the web process binds; set 0.0.0.0 to listen on every interface (the "
+          "Docker image does)."),
     Field("PORT", "port", _int(1, 65535), DEFAULT_PORT, "Port of the web process."),
     Field("REDIS_URL", "redis_url", _url("redis", "rediss", "unix", db_path=True), None,
           "Redis holding queues, timers and job records. Required in production; "
@@ -293,6 +297,15 @@ FIELDS: tuple[Field, ...] = (
           "Set by `run`, `dev` and a multi-process `worker` on the processes they start; a "
           "process whose parent is no longer that pid stops itself within about a second. "
           "Not for users to set."),
+    Field("SHUTDOWN_GRACE_S", "shutdown_grace_s", _int(1, 3600), 30,
+          "On SIGTERM, how long a process lets the work in hand finish before handing back "
+          "what is left and exiting."),
+    Field("ALERT_WEBHOOK_URL", "alert_webhook_url", _url("http", "https"), None,
+          "Receives a JSON POST for each alert (dead letter, breaker open, failing sweep, "
+          "subscriber disconnected, cron leadership change); unset turns alerts off.",
+          secret=True),
+    Field("ALERT_COOLDOWN_S", "alert_cooldown_s", _int(0, 86_400), 300,
+          "Repeats of one alert within this many seconds are suppressed; 0 sends every one."),
     Field("DATA_DIR", "data_dir", _text, ".data",
           "Where `dev` keeps the embedded Redis and the reference API's database."),
     Field("REFERENCE_API_KEY", "reference_api_key", _text, None,
@@ -313,7 +326,7 @@ class Settings:
     """The validated configuration; build it with :func:`load_settings`."""
 
     env: str = "development"
-    host: str = "0.0.0.0"
+    host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     redis_url: str = DEFAULT_REDIS_URL
     redis_url_explicit: bool = False
@@ -355,6 +368,9 @@ class Settings:
     admin_dashboard_user: str | None = None
     admin_dashboard_password: str | None = field(default=None, repr=False)
     supervisor_pid: int | None = None
+    shutdown_grace_s: int = 30
+    alert_webhook_url: str | None = field(default=None, repr=False)
+    alert_cooldown_s: int = 300
     data_dir: str = ".data"
     #: None only in production without REFERENCE_API_KEY (the reference API then refuses to start).
     reference_api_key: str | None = field(default=DEFAULT_DEV_API_KEY, repr=False)
@@ -420,6 +436,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         if production and "SCHEDULER_API_TOKEN" not in _bad(problems):
             problems.append("SCHEDULER_API_TOKEN is required in production")
         values["scheduler_api_token"] = DEFAULT_DEV_API_TOKEN
+    elif production and values["scheduler_api_token"] == DEFAULT_DEV_API_TOKEN:
+        problems.append("SCHEDULER_API_TOKEN must not be the development token in production")
+    elif production and len(values["scheduler_api_token"]) < MIN_PRODUCTION_TOKEN_LENGTH:
+        problems.append(f"SCHEDULER_API_TOKEN must be at least {MIN_PRODUCTION_TOKEN_LENGTH} "
+                        "characters in production")
     if values["admin_dashboard_enabled"] is None:
         values["admin_dashboard_enabled"] = not production
     user, password = values["admin_dashboard_user"], values["admin_dashboard_password"]
@@ -448,6 +469,28 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 
 
 _DECLARED = frozenset(f.env for f in FIELDS)
+
+
+def _shown_default(f: Field) -> str:
+    if f.default is None:
+        return "(none)"
+    if isinstance(f.default, bool):
+        return "true" if f.default else "false"
+    return str(f.default)
+
+
+def reference_rst() -> str:
+    """The variables section of ``docs/configuration.rst``, rendered from :data:`FIELDS`.
+
+    The test suite holds the page to this text, so the reference cannot drift from the code.
+    """
+    blocks = []
+    for f in FIELDS:
+        text = f"{f.doc} Default: ``{_shown_default(f)}``."
+        if f.secret:
+            text += " Secret: never logged."
+        blocks.append(f"``{f.env}``\n   {text}\n")
+    return "\n".join(blocks)
 
 
 def _bad(problems):

@@ -3,7 +3,14 @@ from pathlib import Path
 
 import pytest
 
-from scheduler_service.config import DEFAULT_REDIS_URL, FIELDS, Settings, load_settings
+from scheduler_service.config import (
+    DEFAULT_DEV_API_TOKEN,
+    DEFAULT_REDIS_URL,
+    FIELDS,
+    Settings,
+    load_settings,
+    reference_rst,
+)
 from scheduler_service.errors import ConfigError
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "configuration.rst"
@@ -90,7 +97,7 @@ def test_every_problem_is_reported_at_once():
 
 def test_production_requires_secrets_and_dashboard_credentials():
     base = {"SCHEDULER_ENV": "production", "REDIS_URL": "redis://r:6379/0",
-            "API_SERVICE_ACCOUNT_TOKEN": "s3cret", "SCHEDULER_API_TOKEN": "tok"}
+            "API_SERVICE_ACCOUNT_TOKEN": "s3cret", "SCHEDULER_API_TOKEN": "t" * 16}
     s = load_settings(base)
     assert s.admin_dashboard_enabled is False
     with pytest.raises(ConfigError, match="required in production when ADMIN_DASHBOARD_ENABLED=true"):
@@ -98,6 +105,21 @@ def test_production_requires_secrets_and_dashboard_credentials():
     s = load_settings({**base, "ADMIN_DASHBOARD_ENABLED": "true", "ADMIN_DASHBOARD_USER": "ops",
                        "ADMIN_DASHBOARD_PASSWORD": "pw"})
     assert s.admin_dashboard_user == "ops"
+
+
+@pytest.mark.parametrize("token, reason", [
+    (DEFAULT_DEV_API_TOKEN, "must not be the development token"),
+    ("short-token", "must be at least 16 characters"),
+])
+def test_production_refuses_a_weak_api_token(token, reason):
+    base = {"SCHEDULER_ENV": "production", "REDIS_URL": "redis://r:6379/0",
+            "API_SERVICE_ACCOUNT_TOKEN": "s3cret", "SCHEDULER_API_TOKEN": token}
+    with pytest.raises(ConfigError) as e:
+        load_settings(base)
+    assert any(p.startswith("SCHEDULER_API_TOKEN " + reason) for p in e.value.problems)
+    assert load_settings({**base, "SCHEDULER_API_TOKEN": "x" * 16}).scheduler_api_token == "x" * 16
+    # outside production the development token is the default
+    assert load_settings({}).scheduler_api_token == DEFAULT_DEV_API_TOKEN
 
 
 def test_secret_values_never_appear_in_messages_or_repr():
@@ -116,6 +138,17 @@ def test_settings_are_frozen_and_collect_cron_overrides():
     with pytest.raises(Exception):
         s.port = 1  # type: ignore[misc]
     assert isinstance(s.replace(port=1), Settings)
+
+
+def test_configuration_page_is_the_rendering_of_the_settings_table():
+    text = DOCS.read_text()
+    assert reference_rst() in text, ("docs/configuration.rst differs from the settings table: "
+                                     "paste scheduler_service.config.reference_rst() into it")
+    defaults = Settings()
+    for f in FIELDS:  # the table and the settings object agree on every attribute
+        assert hasattr(defaults, f.attr), f.env
+        if f.default is not None:
+            assert getattr(defaults, f.attr) == f.default, f.env
 
 
 def test_configuration_page_documents_every_variable():

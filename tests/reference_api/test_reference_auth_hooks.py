@@ -13,7 +13,7 @@ from scheduler_service.errors import ConfigError
 QUERY = "{ campaigns { id } }"
 #: Everything production requires except what a test is about.
 PRODUCTION = {"SCHEDULER_ENV": "production", "REDIS_URL": "redis://127.0.0.1:1/0",
-              "API_SERVICE_ACCOUNT_TOKEN": "t", "SCHEDULER_API_TOKEN": "t",
+              "API_SERVICE_ACCOUNT_TOKEN": "t", "SCHEDULER_API_TOKEN": "t" * 16,
               "ADMIN_DASHBOARD_ENABLED": "false", "REFERENCE_API_KEY": "k"}
 
 

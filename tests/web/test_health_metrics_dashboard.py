@@ -98,7 +98,7 @@ def test_dashboard_shows_dead_letters(client, services, worker):
 
 
 def test_dashboard_is_off_in_production_unless_enabled(make_settings, redis_client):
-    prod = dict(SCHEDULER_ENV="production", API_SERVICE_ACCOUNT_TOKEN="t", SCHEDULER_API_TOKEN="t")
+    prod = dict(SCHEDULER_ENV="production", API_SERVICE_ACCOUNT_TOKEN="t", SCHEDULER_API_TOKEN="t" * 16)
     services = build_services(make_settings(**prod))
     try:
         client = create_app(services=services).test_client()
@@ -108,7 +108,7 @@ def test_dashboard_is_off_in_production_unless_enabled(make_settings, redis_clie
 
 
 def test_dashboard_in_production_requires_basic_auth(make_settings):
-    prod = dict(SCHEDULER_ENV="production", API_SERVICE_ACCOUNT_TOKEN="t", SCHEDULER_API_TOKEN="t",
+    prod = dict(SCHEDULER_ENV="production", API_SERVICE_ACCOUNT_TOKEN="t", SCHEDULER_API_TOKEN="t" * 16,
                 ADMIN_DASHBOARD_ENABLED="true", ADMIN_DASHBOARD_USER="ops",
                 ADMIN_DASHBOARD_PASSWORD="pw")
     services = build_services(make_settings(**prod))
