@@ -273,6 +273,9 @@ FIELDS: tuple[Field, ...] = (
     Field("SIMULATION_MAX_STEPS", "simulation_max_steps", _int(1, 10_000_000), 100_000,
           "Rule occurrences one settlement-unit job applies at most; past that it writes back "
           "and continues in a new job."),
+    Field("RECURRING_MAX_PER_PASS", "recurring_max_per_pass", _int(1, 100_000), 1000,
+          "Occurrences one pass of a recurring job creates at most (a catch-up with "
+          "catchUp all); past that, the next pass goes on at once."),
     Field("SUBSCRIBER_COOLDOWN_MS", "subscriber_cooldown_ms", _int(0, 86_400_000), 5000,
           "Window in which further worldTimeAdvanced messages of a campaign only pump its "
           "timers (no second expiration job or world-time reactions), across all subscriber "
@@ -360,6 +363,7 @@ class Settings:
     event_expiration_grace_minutes: int = 5
     event_expiration_concurrency: int = 10
     simulation_max_steps: int = 100_000
+    recurring_max_per_pass: int = 1000
     subscriber_cooldown_ms: int = 5000
     subscriber_reconnect_max_ms: int = 30000
     cron_leader_ttl_s: int = 15

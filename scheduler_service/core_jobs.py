@@ -11,6 +11,8 @@ from .deferred_effect import DeferredEffectPayload, run_deferred_effect
 from .event_expiration import expire_on_world_time, run_event_expiration
 from .health import queue_check, redis_check
 from .hookspecs import hookimpl
+from .recurring.service import TICK_PRIORITY, TICK_TYPE, TickPayload, run_recurring_tick
+from .recurring.status import recurring_check
 from .jobtypes import HealthCheck, JobType, Reaction, Sweep
 from .subscriber.status import subscriber_check
 
@@ -48,6 +50,18 @@ def register_job_types():
                         "job per campaign. Result: expired, skipped, failed and failedIds.",
             priority=5,
         ),
+        JobType(
+            name=TICK_TYPE,
+            handler=run_recurring_tick,
+            payload_model=TickPayload,
+            description="The timer of a recurring job (/api/v1/recurring): creates the "
+                        "occurrences its clock has reached, then places its next timer. "
+                        "Placed by the service; one of its own never does anything twice.",
+            priority=TICK_PRIORITY,
+            max_retries=50,
+            time_limit_ms=120_000,
+            campaign_scoped=False,
+        ),
     ]
 
 
@@ -59,6 +73,7 @@ def register_health_checks():
         HealthCheck("api", api_check, critical=False),
         HealthCheck("subscriber", subscriber_check, critical=False),
         HealthCheck("cron", cron_check, critical=False),
+        HealthCheck("recurring", recurring_check, critical=False),
     ]
 
 

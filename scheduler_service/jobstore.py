@@ -155,6 +155,23 @@ class JobStore:
                 count += pending.result()
         return count
 
+    def queue_create(self, pipe, job: dict, *, run_at_ms=None, run_at_world_ms=None,
+                     idempotency_key: str, key_scope: str = "internal",
+                     extra_fields: dict | None = None) -> None:
+        """Queue a create on ``pipe`` (a ``MULTI`` transaction), to commit with other writes.
+
+        As :meth:`create`, under an idempotency key; the answer is not read back, so the
+        caller derives ``job["id"]`` from the key (the same key always names the same id).
+        ``extra_fields`` are stored on the record in the same transaction (internal fields
+        such as a recurring job's occurrence), so no worker sees the job without them.
+        """
+        if key_scope not in KEY_SCOPES:
+            raise ValueError(f"key_scope must be one of {KEY_SCOPES}, got {key_scope!r}")
+        args, _ = self._create_args(job, run_at_ms, run_at_world_ms, idempotency_key, key_scope)
+        self._create(args=args, client=pipe)
+        if extra_fields:
+            pipe.hset(self.key("job", job["id"]), mapping=extra_fields)
+
     def _create_many_args(self, chunk) -> list:
         now = self.clock()
         args = [self.prefix, now, len(chunk)]
