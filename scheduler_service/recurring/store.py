@@ -299,8 +299,10 @@ def history_view(entry: dict) -> dict:
     """An occurrence-history entry as the API shows it (times in ISO-8601)."""
     if entry.get("kind") == "created":
         return {"kind": "created", "occurrence": iso_ms(entry["at"]), "jobId": entry["jobId"],
+                "reason": None, "skippedFrom": None, "skippedTo": None, "skippedCount": None,
                 "recordedAt": iso_ms(entry["recordedAt"])}
-    return {"kind": "skipped", "reason": entry.get("reason", "catchUp"),
+    return {"kind": "skipped", "occurrence": None, "jobId": None,
+            "reason": entry.get("reason", "catchUp"),
             "skippedFrom": iso_ms(entry.get("from")), "skippedTo": iso_ms(entry.get("to")),
             "skippedCount": entry.get("count"), "recordedAt": iso_ms(entry["recordedAt"])}
 

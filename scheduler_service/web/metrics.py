@@ -16,6 +16,7 @@ from .. import __version__
 from ..api.health import ApiCollector
 from ..cron.status import CronCollector
 from ..health import run_checks
+from ..recurring.status import RecurringCollector
 from ..wire import queue_stats
 from ..subscriber.status import SubscriberCollector
 
@@ -62,5 +63,6 @@ def init_metrics(app, services):
     registry.register(ApiCollector(services))
     registry.register(CronCollector(services))
     registry.register(SubscriberCollector(services))
+    registry.register(RecurringCollector(services))
     app.extensions["prometheus"] = metrics
     return metrics
