@@ -127,24 +127,17 @@ return {1, state}
 """
 
 # ARGV: P, now, count, then per job: id, timer ('' | 'wall' | 'world'), due, campaign,
-# number of field/value items, field/value pairs (with 'queue', 'rid' and 'message').
-# Creates many jobs without idempotency keys, each as CREATE would, with the index, timer
-# and queue writes of the whole batch made in one command each. Returns how many.
+# idempotency key (scoped, or ''), number of field/value items, field/value pairs (with
+# 'queue', 'rid' and 'message'). Creates many jobs, each as CREATE would, with the index,
+# timer and queue writes of the whole batch made in one command each; a job whose key
+# already names a job is left out (its caller derives ids from keys). Returns how many
+# were created.
 CREATE_MANY = LUA_LIB + r"""
 local now, count = ARGV[2], tonumber(ARGV[3])
 local all, by_state, wall, world, known = {}, {}, {}, {}, {}
 local msgs = {}
-local i = 4
-for _ = 1, count do
-  local id, timer, due, campaign, n = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4])
-  local fields, queue, rid, message = {}, nil, nil, nil
-  for j = i + 5, i + 4 + n, 2 do
-    local k, v = ARGV[j], ARGV[j + 1]
-    fields[#fields + 1] = k
-    fields[#fields + 1] = v
-    if k == 'queue' then queue = v elseif k == 'rid' then rid = v elseif k == 'message' then message = v end
-  end
-  i = i + 5 + n
+local created = 0
+local function create_one(id, timer, due, campaign, fields, queue, rid, message)
   if timer == 'world' then
     if known[campaign] == nil then
       known[campaign] = tonumber(redis.call('hget', P .. 'worldtime', campaign) or '-1')
@@ -173,6 +166,23 @@ for _ = 1, count do
     table.insert(msgs[queue], stamp(message, now))
   end
   history(id, now, '', state, state == 'queued' and 'created, due now' or 'created')
+  created = created + 1
+end
+local i = 4
+for _ = 1, count do
+  local id, timer, due, campaign, idem, n =
+    ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], tonumber(ARGV[i + 5])
+  local fields, queue, rid, message = {}, nil, nil, nil
+  for j = i + 6, i + 5 + n, 2 do
+    local k, v = ARGV[j], ARGV[j + 1]
+    fields[#fields + 1] = k
+    fields[#fields + 1] = v
+    if k == 'queue' then queue = v elseif k == 'rid' then rid = v elseif k == 'message' then message = v end
+  end
+  i = i + 6 + n
+  if idem == '' or redis.call('set', P .. 'idem:' .. idem, id, 'NX') then
+    create_one(id, timer, due, campaign, fields, queue, rid, message)
+  end
 end
 if #all > 0 then redis.call('zadd', P .. 'jobs:all', unpack(all)) end
 for state, items in pairs(by_state) do redis.call('zadd', P .. 'jobs:state:' .. state, unpack(items)) end
@@ -181,7 +191,7 @@ for campaign, items in pairs(world) do
   redis.call('zadd', P .. 'timers:world:' .. campaign, unpack(items))
 end
 enqueue_all(msgs)
-return count
+return created
 """
 
 # KEYS[1]: timer zset. ARGV: P, now, max_score, limit, detail. A job waiting on a timer is

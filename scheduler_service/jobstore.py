@@ -155,31 +155,31 @@ class JobStore:
                 count += pending.result()
         return count
 
-    def queue_create(self, pipe, job: dict, *, run_at_ms=None, run_at_world_ms=None,
-                     idempotency_key: str, key_scope: str = "internal",
-                     extra_fields: dict | None = None) -> None:
-        """Queue a create on ``pipe`` (a ``MULTI`` transaction), to commit with other writes.
+    def queue_create_many(self, pipe, entries) -> None:
+        """Queue the create of several jobs, each under an idempotency key (scope
+        ``internal``), on ``pipe`` (a ``MULTI`` transaction), to commit with other writes.
 
-        As :meth:`create`, under an idempotency key; the answer is not read back, so the
-        caller derives ``job["id"]`` from the key (the same key always names the same id).
-        ``extra_fields`` are stored on the record in the same transaction (internal fields
-        such as a recurring job's occurrence), so no worker sees the job without them.
+        A job whose key already names a job is left out; the answer is not read back, so
+        the caller derives each job's id from its key (the same key, the same id).
+
+        Args:
+            entries: ``(job, run_at_ms, run_at_world_ms, idempotency_key, extra_fields)``;
+                ``extra_fields`` are internal fields stored with the record (a recurring
+                job's occurrence), written with it, so no worker sees the job without them.
         """
-        if key_scope not in KEY_SCOPES:
-            raise ValueError(f"key_scope must be one of {KEY_SCOPES}, got {key_scope!r}")
-        args, _ = self._create_args(job, run_at_ms, run_at_world_ms, idempotency_key, key_scope)
-        self._create(args=args, client=pipe)
-        if extra_fields:
-            pipe.hset(self.key("job", job["id"]), mapping=extra_fields)
+        self._create_many(args=self._create_many_args(entries), client=pipe)
 
     def _create_many_args(self, chunk) -> list:
         now = self.clock()
         args = [self.prefix, now, len(chunk)]
-        for job, run_at_ms, run_at_world_ms in chunk:
-            call, _ = self._create_args(job, run_at_ms, run_at_world_ms, None, None, now=now)
-            # call: P, now, id, idem, timer, due, campaign, fields...
-            fields = call[7:]
-            args += [job["id"], call[4], call[5], job["campaignId"], len(fields), *fields]
+        for job, run_at_ms, run_at_world_ms, *keyed in chunk:
+            key, extra = keyed if keyed else (None, None)
+            call, _ = self._create_args(job, run_at_ms, run_at_world_ms, key,
+                                        "internal" if key else None, now=now)
+            # call: P, now, id, idem, timer, due, campaign, fields... (the script stores
+            # every field/value pair it is given with the record)
+            fields = call[7:] + flat_fields(extra or {})
+            args += [job["id"], call[4], call[5], job["campaignId"], call[3], len(fields), *fields]
         return args
 
     def _create_args(self, job, run_at_ms, run_at_world_ms, idempotency_key, key_scope, now=None):

@@ -51,6 +51,8 @@ EXTRAS_KEY = "recurring"
 MAX_COMMITS = 8
 #: Occurrences listed by ``GET /recurring/{id}``.
 UPCOMING = 5
+#: Jobs per job-store script call within a commit.
+BATCH = 500
 _IDS = uuid.UUID("6f1c9a52-5d0e-4c57-9a53-3b1f7b7a2c11")
 
 
@@ -166,10 +168,6 @@ def tick_job_id(rid: str, seq: int, due_ms: int) -> str:
     return str(uuid.uuid5(_IDS, _tick_key(rid, seq, due_ms)))
 
 
-def _when(clock: str, due_ms: int) -> dict:
-    return {"run_at_world_ms": due_ms} if clock == "world" else {"run_at_ms": due_ms}
-
-
 def clock_now(services, clock: str, campaign_id: str) -> int:
     """The reading of a recurrence's clock: the job store's wall clock, or the world time
     the campaign's pumps last reached (the API's, when none is remembered).
@@ -191,13 +189,18 @@ def clock_now(services, clock: str, campaign_id: str) -> int:
     return known.world_time_ms
 
 
-def _queue_tick(services, pipe, d_id, campaign_id, clock, seq, due_ms) -> str:
-    tick_id = tick_job_id(d_id, seq, due_ms)
-    job = {"id": tick_id, "type": TICK_TYPE, "campaignId": campaign_id,
-           "payload": {"recurringId": d_id, "seq": seq}, "priority": TICK_PRIORITY}
-    services.jobs.queue_create(pipe, job, idempotency_key=_tick_key(d_id, seq, due_ms),
-                               **_when(clock, due_ms))
-    return tick_id
+def _tick_entry(rid, campaign_id, clock, seq, due_ms) -> tuple:
+    """The job-store entry of a tick (see ``JobStore.queue_create_many``)."""
+    job = {"id": tick_job_id(rid, seq, due_ms), "type": TICK_TYPE, "campaignId": campaign_id,
+           "payload": {"recurringId": rid, "seq": seq}, "priority": TICK_PRIORITY}
+    wall, world = (None, due_ms) if clock == "world" else (due_ms, None)
+    return job, wall, world, _tick_key(rid, seq, due_ms), None
+
+
+def _queue_jobs(services, pipe, entries) -> None:
+    # Batches of BATCH keep each script call's tables far below Lua's unpack limit.
+    for start in range(0, len(entries), BATCH):
+        services.jobs.queue_create_many(pipe, entries[start:start + BATCH])
 
 
 def _start_of(every: str | None, start_at: int | None, now: int) -> int:
@@ -261,7 +264,7 @@ def create(services, spec: dict, *, now: int, idempotency_key: str | None = None
             if existing:
                 return store.get(existing) or {}, False
         pipe.multi()
-        _queue_tick(services, pipe, rid, spec["campaignId"], spec["clock"], 1, cursor)
+        _queue_jobs(services, pipe, [_tick_entry(rid, spec["campaignId"], spec["clock"], 1, cursor)])
         store.queue_save(pipe, rid, fields, idempotency_key)
         try:
             answer = pipe.execute()[-1]
@@ -307,8 +310,9 @@ def update(services, rid: str, changes: dict, *, now_of=None) -> dict:
             pipe.multi()
             tick = d.tick_job if change["keep_tick"] else ""
             if change["state"] == "active" and not change["keep_tick"]:
-                tick = _queue_tick(services, pipe, rid, d.campaign_id, d.clock, d.seq + 1,
-                                   change["cursor"])
+                entry = _tick_entry(rid, d.campaign_id, d.clock, d.seq + 1, change["cursor"])
+                _queue_jobs(services, pipe, [entry])
+                tick = entry[0]["id"]
             store.queue_update(pipe, rid, seq=d.seq, now=services.jobs.clock(),
                                state=change["state"], cursor=change["cursor"], tick=tick,
                                fields=change["fields"], skipped=change["skipped"])
@@ -436,11 +440,13 @@ def run_pass(services, rid: str, seq: int, tick_id: str, *, limit: int) -> dict:
             plan = plan_pass(d.schedule(), d.cursor, now, d.catch_up, window_ms=d.window_ms,
                              created=d.count, max_occurrences=d.max_occurrences, limit=limit)
             pipe.multi()
-            created = _queue_occurrences(services, pipe, d, plan.create)
+            entries = _occurrence_entries(d, plan.create)
             next_tick = ""
             if plan.cursor is not None:
-                next_tick = _queue_tick(services, pipe, rid, d.campaign_id, d.clock, d.seq + 1,
-                                        plan.cursor)
+                entries.append(_tick_entry(rid, d.campaign_id, d.clock, d.seq + 1, plan.cursor))
+                next_tick = entries[-1][0]["id"]
+            _queue_jobs(services, pipe, entries)
+            created = [(at, entry[0]["id"]) for at, entry in zip(plan.create, entries)]
             store.queue_advance(pipe, rid, tick=d.tick_job, seq=d.seq, now=services.jobs.clock(),
                                 plan=plan, next_tick=next_tick, created=created)
             try:
@@ -464,17 +470,18 @@ def run_pass(services, rid: str, seq: int, tick_id: str, *, limit: int) -> dict:
     raise RecurringError(f"recurring job {rid}: the record kept changing under the pass")
 
 
-def _queue_occurrences(services, pipe, d: Definition, times) -> list[tuple[int, str]]:
-    created = []
+def _occurrence_entries(d: Definition, times) -> list[tuple]:
+    """Job-store entries of the occurrences' jobs: due at their time on the recurrence's
+    clock (already reached, so due at once), keyed and named by the occurrence."""
+    entries = []
     for at in times:
-        job_id = occurrence_job_id(d.id, at)
-        job = {"id": job_id, "type": d.type, "campaignId": d.campaign_id, "payload": d.payload,
-               "priority": d.priority}
-        services.jobs.queue_create(
-            pipe, job, idempotency_key=occurrence_key(d.id, at), **_when(d.clock, at),
-            extra_fields={"recurringId": d.id, "occurrenceAt": at, "occurrenceClock": d.clock})
-        created.append((at, job_id))
-    return created
+        key = occurrence_key(d.id, at)
+        job = {"id": str(uuid.uuid5(_IDS, key)), "type": d.type, "campaignId": d.campaign_id,
+               "payload": d.payload, "priority": d.priority}
+        wall, world = (None, at) if d.clock == "world" else (at, None)
+        entries.append((job, wall, world, key,
+                        {"recurringId": d.id, "occurrenceAt": at, "occurrenceClock": d.clock}))
+    return entries
 
 
 def run_recurring_tick(ctx) -> dict:
