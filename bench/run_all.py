@@ -47,6 +47,7 @@ SIZES = {
     "api_client": (["--seconds", "6", "--rounds", "3"], 60),
     "expiration": (["--events", "8000", "--campaigns", "8", "--rounds", "2"], 150),
     "growth": (["--settlements", "2000"], 150),
+    "recurring": (["--recurrences", "2000"], 120),
 }
 #: A bench missing from SIZES runs with its defaults and this time limit.
 DEFAULT_LIMIT_S = 120
