@@ -11,7 +11,8 @@ from .deferred_effect import DeferredEffectPayload, run_deferred_effect
 from .event_expiration import expire_on_world_time, run_event_expiration
 from .health import queue_check, redis_check
 from .hookspecs import hookimpl
-from .recurring.service import TICK_PRIORITY, TICK_TYPE, TickPayload, run_recurring_tick
+from .recurring.service import TICK_PRIORITY, TICK_TYPE
+from .recurring.tick import REPAIR_TYPE, TickPayload, run_recurring_repair, run_recurring_tick
 from .recurring.status import recurring_check
 from .jobtypes import HealthCheck, JobType, Reaction, Sweep
 from .subscriber.status import subscriber_check
@@ -62,6 +63,14 @@ def register_job_types():
             time_limit_ms=120_000,
             campaign_scoped=False,
         ),
+        JobType(
+            name=REPAIR_TYPE,
+            handler=run_recurring_repair,
+            description="Gives a new timer to each active recurring job whose timer is gone "
+                        "(dead-lettered or cancelled by hand). Result: checked, repaired.",
+            priority=5,
+            campaign_scoped=False,
+        ),
     ]
 
 
@@ -87,6 +96,14 @@ def register_sweeps():
             env_var="CRON_EVENT_EXPIRATION",
             description="Expires overdue events of every campaign (the slow path behind the "
                         "worldTimeAdvanced reaction).",
+        ),
+        Sweep(
+            name="recurring-repair",
+            job_type=REPAIR_TYPE,
+            cron="*/5 * * * *",
+            env_var="CRON_RECURRING_REPAIR",
+            description="Gives a new timer to any active recurring job that lost its own "
+                        "(the slow path behind each recurring job's one timer).",
         ),
     ]
 

@@ -157,4 +157,5 @@ def test_configuration_page_documents_every_variable():
     declared = {f.env for f in FIELDS}
     assert declared - documented == set(), "undocumented variables"
     assert documented - declared - {"CRON_EVENT_EXPIRATION", "CRON_SETTLEMENT_GROWTH",
-                                    "CRON_STRUCTURE_MAINTENANCE"} == set(), "documented but unknown"
+                                    "CRON_STRUCTURE_MAINTENANCE", "CRON_RECURRING_REPAIR"} == set(), \
+        "documented but unknown"

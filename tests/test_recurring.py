@@ -12,8 +12,9 @@ import pytest
 from helpers import running_worker, wait_for
 from scheduler_service.recurring import service
 from scheduler_service.recurring.service import (
-    Definition, create, occurrence_job_id, recurring_store, run_pass, update,
+    Definition, create, occurrence_job_id, recurring_store, update,
 )
+from scheduler_service.recurring.tick import repair_ticks, run_pass
 from scheduler_service.services import build_services
 from scheduler_service.timers import pump_wall, pump_world
 from scheduler_service.times import iso_ms, parse_iso_ms
@@ -349,3 +350,23 @@ def test_a_tick_of_a_cancelled_recurrence_does_nothing(services, world):
     assert run_pass(services, rid, d.seq, d.tick_job, limit=10) == {"outcome": "stale",
                                                                      "state": "cancelled"}
     assert jobs_of(services) == []
+
+
+def test_the_repair_sweep_gives_a_recurrence_that_lost_its_timer_a_new_one(services, worker, world):
+    # Given two daily recurrences, one of whose timers an operator cancelled by hand
+    lost = new_recurring(services, W0, every="P1D")
+    fine = new_recurring(services, W0, every="P1D")
+    gone = definition(services, lost).tick_job
+    untouched = definition(services, fine).tick_job
+    services.jobs.transition(gone, ("scheduled",), "cancelled", "cancelled by hand")
+    # When the repair runs (twice: the second finds nothing to do)
+    assert repair_ticks(services) == {"checked": 2, "repaired": 1}
+    assert repair_ticks(services) == {"checked": 2, "repaired": 0}
+    # Then the lost one waits again at the same occurrence, the other kept its timer
+    d = definition(services, lost)
+    assert d.tick_job != gone and d.cursor == W0 + DAY
+    assert services.jobs.get(d.tick_job)["state"] == "scheduled"
+    assert definition(services, fine).tick_job == untouched
+    advance_world(services, world, W0 + 2 * DAY)
+    settle(services, lost, fine)
+    assert created_times(services, lost) == created_times(services, fine) == [W0 + DAY, W0 + 2 * DAY]

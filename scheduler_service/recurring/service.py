@@ -1,25 +1,13 @@
-"""Recurring jobs: create, change and cancel them, and the pass their one timer runs.
+"""Recurring jobs: their records, and creating, changing and cancelling them.
 
 A recurring job keeps exactly one timer: a ``RECURRING_TICK`` job due at its next
-occurrence on its clock (a wall timer, or a world timer of its campaign), so the pumps
-that release every other job release it too: the wall-timer pump, the subscriber on
-``worldTimeAdvanced``, the expiration sweep's safety net. Its worker runs one pass:
-
-1. read the record under ``WATCH``; a tick that is no longer the record's timer does
-   nothing (it was replaced by a change, or is a redelivery of a pass already done);
-2. plan the pass (:func:`~scheduler_service.recurring.plan.plan_pass`) at the clock's
-   reading: the remembered world time of the campaign, or the job store's wall clock;
-3. commit in one ``MULTI``: each occurrence's job, the next tick, and the record's
-   advance (:data:`~scheduler_service.recurring.store.ADVANCE`). A change to the record
-   meanwhile (another pass, a PATCH) aborts the commit, and the pass starts again.
-
-Each occurrence's job id and idempotency key (``recurring:{id}:{occurrence}``) are derived
-from the occurrence, and each tick's from the recurrence, its sequence number and due
-time, so a commit repeated after any failure (Redis runs the rest of a transaction when
-one command fails) makes the same jobs, never new ones. A tick created by a commit whose
-advance did not land finds the record one step behind it and completes that step first.
-Work is bounded: a pass creates at most ``RECURRING_MAX_PER_PASS`` occurrences and the
-next tick, due at once, goes on.
+occurrence on its clock (a wall timer, or a world timer of its campaign), whose pass is
+:mod:`scheduler_service.recurring.tick`. Every change here is one ``MULTI`` under
+``WATCH`` of the record: the record's scripts (:mod:`.store`) with the job-store creates
+that go with them, so a change decided on a stale read is never committed. Ids and keys
+of the jobs a recurring job makes are derived from what they stand for (the occurrence,
+or the tick's sequence number and due time), so a commit repeated after a failure makes
+the same jobs, never new ones.
 """
 
 from __future__ import annotations
@@ -30,13 +18,12 @@ import uuid
 from dataclasses import dataclass
 
 import redis as redis_lib
-from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import SchedulerServiceError
 from ..times import iso_ms
 from ..context import Occurrence
 from .pattern import Schedule, add_months, build_pattern, parse_duration
-from .plan import COUNT_CAP, plan_pass
+from .plan import COUNT_CAP
 from .store import RecurringStore
 
 logger = logging.getLogger(__name__)
@@ -53,7 +40,7 @@ MAX_COMMITS = 8
 UPCOMING = 5
 #: Jobs per job-store script call within a commit.
 BATCH = 500
-_IDS = uuid.UUID("6f1c9a52-5d0e-4c57-9a53-3b1f7b7a2c11")
+ID_NAMESPACE = uuid.UUID("6f1c9a52-5d0e-4c57-9a53-3b1f7b7a2c11")
 
 
 class RecurringError(SchedulerServiceError):
@@ -75,14 +62,6 @@ class InvalidRecurrence(RecurringError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
-
-
-class TickPayload(BaseModel):
-    """The payload of a ``RECURRING_TICK``: which recurring job, and which of its timers."""
-
-    model_config = ConfigDict(extra="forbid")
-    recurringId: str = Field(min_length=1, max_length=64)
-    seq: int = Field(ge=1)
 
 
 @dataclass(frozen=True)
@@ -157,7 +136,7 @@ def occurrence_key(rid: str, at_ms: int) -> str:
 
 
 def occurrence_job_id(rid: str, at_ms: int) -> str:
-    return str(uuid.uuid5(_IDS, occurrence_key(rid, at_ms)))
+    return str(uuid.uuid5(ID_NAMESPACE, occurrence_key(rid, at_ms)))
 
 
 def _tick_key(rid: str, seq: int, due_ms: int) -> str:
@@ -165,7 +144,7 @@ def _tick_key(rid: str, seq: int, due_ms: int) -> str:
 
 
 def tick_job_id(rid: str, seq: int, due_ms: int) -> str:
-    return str(uuid.uuid5(_IDS, _tick_key(rid, seq, due_ms)))
+    return str(uuid.uuid5(ID_NAMESPACE, _tick_key(rid, seq, due_ms)))
 
 
 def clock_now(services, clock: str, campaign_id: str) -> int:
@@ -189,7 +168,7 @@ def clock_now(services, clock: str, campaign_id: str) -> int:
     return known.world_time_ms
 
 
-def _tick_entry(rid, campaign_id, clock, seq, due_ms) -> tuple:
+def tick_entry(rid, campaign_id, clock, seq, due_ms) -> tuple:
     """The job-store entry of a tick (see ``JobStore.queue_create_many``)."""
     job = {"id": tick_job_id(rid, seq, due_ms), "type": TICK_TYPE, "campaignId": campaign_id,
            "payload": {"recurringId": rid, "seq": seq}, "priority": TICK_PRIORITY}
@@ -197,7 +176,7 @@ def _tick_entry(rid, campaign_id, clock, seq, due_ms) -> tuple:
     return job, wall, world, _tick_key(rid, seq, due_ms), None
 
 
-def _queue_jobs(services, pipe, entries) -> None:
+def queue_jobs(services, pipe, entries) -> None:
     # Batches of BATCH keep each script call's tables far below Lua's unpack limit.
     for start in range(0, len(entries), BATCH):
         services.jobs.queue_create_many(pipe, entries[start:start + BATCH])
@@ -264,7 +243,7 @@ def create(services, spec: dict, *, now: int, idempotency_key: str | None = None
             if existing:
                 return store.get(existing) or {}, False
         pipe.multi()
-        _queue_jobs(services, pipe, [_tick_entry(rid, spec["campaignId"], spec["clock"], 1, cursor)])
+        queue_jobs(services, pipe, [tick_entry(rid, spec["campaignId"], spec["clock"], 1, cursor)])
         store.queue_save(pipe, rid, fields, idempotency_key)
         try:
             answer = pipe.execute()[-1]
@@ -310,8 +289,8 @@ def update(services, rid: str, changes: dict, *, now_of=None) -> dict:
             pipe.multi()
             tick = d.tick_job if change["keep_tick"] else ""
             if change["state"] == "active" and not change["keep_tick"]:
-                entry = _tick_entry(rid, d.campaign_id, d.clock, d.seq + 1, change["cursor"])
-                _queue_jobs(services, pipe, [entry])
+                entry = tick_entry(rid, d.campaign_id, d.clock, d.seq + 1, change["cursor"])
+                queue_jobs(services, pipe, [entry])
                 tick = entry[0]["id"]
             store.queue_update(pipe, rid, seq=d.seq, now=services.jobs.clock(),
                                state=change["state"], cursor=change["cursor"], tick=tick,
@@ -410,84 +389,34 @@ def cancel(services, rid: str) -> dict:
     raise RecurringError("the recurring job kept changing under this request; try again")
 
 
+def replace_tick(services, rid: str, seq: int, tick: str) -> bool:
+    """Place a new timer at the record's cursor if it is still active at ``seq`` with
+    ``tick`` as its timer (see :func:`~scheduler_service.recurring.tick.repair_ticks`);
+    returns whether it did."""
+    store = recurring_store(services)
+    with services.redis.pipeline(transaction=True) as pipe:
+        pipe.watch(store.record_key(rid))
+        fields = store.get(rid, client=pipe)
+        if fields is None:
+            return False
+        d = Definition.from_fields(fields)
+        if d.state != "active" or d.seq != seq or d.tick_job != tick or d.cursor is None:
+            return False
+        pipe.multi()
+        entry = tick_entry(rid, d.campaign_id, d.clock, d.seq + 1, d.cursor)
+        queue_jobs(services, pipe, [entry])
+        store.queue_update(pipe, rid, seq=d.seq, now=services.jobs.clock(), state="active",
+                           cursor=d.cursor, tick=entry[0]["id"], fields={})
+        try:
+            pipe.execute()
+        except redis_lib.WatchError:
+            return False
+    return True
+
+
 def _cancel_tick(services, tick_id: str, reason: str) -> None:
     # A tick already running finds itself replaced and does nothing.
     services.jobs.transition(tick_id, ("scheduled", "queued", "failed"), "cancelled", reason)
-
-
-# -- the pass --------------------------------------------------------------------------
-
-def run_pass(services, rid: str, seq: int, tick_id: str, *, limit: int) -> dict:
-    """The work of one tick: create the due occurrences, place the next tick.
-
-    Returns:
-        The tick's result: ``outcome`` (``fired``, ``stale`` or ``gone``) and, when fired,
-        ``created``, ``skipped``, ``next`` (the next occurrence on its clock), ``ended``,
-        ``continues`` (the next tick is due at once).
-    """
-    store = recurring_store(services)
-    for _ in range(MAX_COMMITS):
-        with services.redis.pipeline(transaction=True) as pipe:
-            pipe.watch(store.record_key(rid))
-            fields = store.get(rid, client=pipe)
-            if fields is None:
-                return {"outcome": "gone"}
-            d = Definition.from_fields(fields)
-            own = d.tick_job == tick_id
-            if d.state != "active" or not (own or seq == d.seq + 1):
-                return {"outcome": "stale", "state": d.state}
-            now = clock_now(services, d.clock, d.campaign_id)
-            plan = plan_pass(d.schedule(), d.cursor, now, d.catch_up, window_ms=d.window_ms,
-                             created=d.count, max_occurrences=d.max_occurrences, limit=limit)
-            pipe.multi()
-            entries = _occurrence_entries(d, plan.create)
-            next_tick = ""
-            if plan.cursor is not None:
-                entries.append(_tick_entry(rid, d.campaign_id, d.clock, d.seq + 1, plan.cursor))
-                next_tick = entries[-1][0]["id"]
-            _queue_jobs(services, pipe, entries)
-            created = [(at, entry[0]["id"]) for at, entry in zip(plan.create, entries)]
-            store.queue_advance(pipe, rid, tick=d.tick_job, seq=d.seq, now=services.jobs.clock(),
-                                plan=plan, next_tick=next_tick, created=created)
-            try:
-                advanced = pipe.execute()[-1]
-            except redis_lib.WatchError:
-                continue
-        if not own:
-            # This tick was placed by a commit whose advance did not land: that step is
-            # done now; go round, to run this tick's own pass if it is the timer now.
-            logger.warning("recurring job %s: completed the pass of tick %s for its successor",
-                           rid, d.tick_job, extra={"recurring_id": rid})
-            continue
-        result = {"outcome": "fired" if advanced else "stale", "created": len(created),
-                  "skipped": plan.skipped, "next": iso_ms(plan.cursor), "ended": plan.ended,
-                  "continues": plan.more}
-        if created:
-            logger.info("recurring job %s: %s occurrence(s) created", rid, len(created), extra={
-                "recurring_id": rid, "created": len(created), "skipped": plan.skipped,
-                "next_occurrence": iso_ms(plan.cursor)})
-        return result
-    raise RecurringError(f"recurring job {rid}: the record kept changing under the pass")
-
-
-def _occurrence_entries(d: Definition, times) -> list[tuple]:
-    """Job-store entries of the occurrences' jobs: due at their time on the recurrence's
-    clock (already reached, so due at once), keyed and named by the occurrence."""
-    entries = []
-    for at in times:
-        key = occurrence_key(d.id, at)
-        job = {"id": str(uuid.uuid5(_IDS, key)), "type": d.type, "campaignId": d.campaign_id,
-               "payload": d.payload, "priority": d.priority}
-        wall, world = (None, at) if d.clock == "world" else (at, None)
-        entries.append((job, wall, world, key,
-                        {"recurringId": d.id, "occurrenceAt": at, "occurrenceClock": d.clock}))
-    return entries
-
-
-def run_recurring_tick(ctx) -> dict:
-    """The ``RECURRING_TICK`` handler."""
-    return run_pass(ctx.services, ctx.payload.recurringId, ctx.payload.seq, ctx.job_id,
-                    limit=ctx.services.settings.recurring_max_per_pass)
 
 
 def occurrence_of(services, job_id: str) -> Occurrence | None:
@@ -545,6 +474,6 @@ def _blank(value):
 
 
 __all__ = ["Definition", "InvalidRecurrence", "Occurrence", "RecurringError",
-           "RecurringNotFound", "RecurringStateError", "TICK_TYPE", "TickPayload", "cancel",
-           "create", "occurrence_job_id", "occurrence_key", "occurrence_of",
-           "recurring_store", "run_pass", "run_recurring_tick", "update", "view"]
+           "RecurringNotFound", "RecurringStateError", "TICK_TYPE", "cancel", "create",
+           "occurrence_job_id", "occurrence_key", "occurrence_of", "recurring_store",
+           "replace_tick", "update", "view"]

@@ -259,11 +259,23 @@ class RecurringStore:
         wall = answers[len(STATES)]
         worlds = [(c, int(first[0][1])) for c, first in zip(campaigns, answers[len(STATES) + 1:])
                   if first]
-        stale = [c for c, first in zip(campaigns, answers[len(STATES) + 1:]) if not first]
-        if stale:  # campaigns left without active world-clock recurrences
-            self.redis.srem(self.key("campaigns"), *stale)
         return {"states": states, "nextWall": int(wall[0][1]) if wall else None,
                 "nextWorld": worlds}
+
+    def active_timers(self, batch: int):
+        """Chunks of ``(id, seq, tick job id)`` of every active recurring job."""
+        index = self.key("state", "active")
+        start = 0
+        while True:
+            ids = [i.decode() for i in self.redis.zrange(index, start, start + batch - 1)]
+            if not ids:
+                return
+            pipe = self.redis.pipeline(transaction=False)
+            for rid in ids:
+                pipe.hmget(self.record_key(rid), "seq", "tickJob")
+            yield [(rid, int(seq), (tick or b"").decode())
+                   for rid, (seq, tick) in zip(ids, pipe.execute()) if seq is not None]
+            start += batch
 
     def stats(self) -> dict[tuple[str, str, str], int]:
         """``{(outcome, clock, policy): count}`` of occurrences created and skipped."""
