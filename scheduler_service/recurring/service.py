@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import redis as redis_lib
 
+from ..context import Occurrence
 from ..errors import SchedulerServiceError
 from ..times import iso_ms
-from ..context import Occurrence
 from .pattern import Schedule, add_months, build_pattern, parse_duration
 from .plan import COUNT_CAP
 from .store import RecurringStore
@@ -40,6 +40,7 @@ MAX_COMMITS = 8
 UPCOMING = 5
 #: Jobs per job-store script call within a commit.
 BATCH = 500
+#: The namespace of the ids derived from keys (uuid5): same key, same job id.
 ID_NAMESPACE = uuid.UUID("6f1c9a52-5d0e-4c57-9a53-3b1f7b7a2c11")
 
 

@@ -9,7 +9,7 @@ Keys (all under ``REDIS_NAMESPACE``):
 * ``recurring:{id}:occurrences`` — list: what each pass created or skipped (capped);
 * ``recurring:all`` and ``recurring:state:{state}`` — sorted sets of ids by creation time;
 * ``recurring:due:wall`` and ``recurring:due:world:{campaign}`` — sorted sets of active
-  ids by cursor, and ``recurring:campaigns``, the campaigns with world-clock ones;
+  ids by cursor, and ``recurring:campaigns``, every campaign that had world-clock ones;
 * ``recurring:stats`` — hash: occurrences created and skipped per clock and policy;
 * ``recurring:idem:{key}`` — the id a create's idempotency key made.
 
