@@ -43,8 +43,9 @@ logger = logging.getLogger(__name__)
 
 #: Seconds between two heartbeats of a worker process.
 HEARTBEAT_S = 5.0
-#: Milliseconds Dramatiq's own stop gets, after the hand-back, to stop the consumers.
-FINAL_STOP_MS = 2_000
+#: Shortest time Dramatiq's own stop gets, after the hand-back, to stop the consumers (ms;
+#: at least two of their poll intervals).
+FINAL_STOP_MS = 1_000
 #: Entries of workers not heard from for this long (killed ones) are removed.
 PRUNE_MS = 3_600_000
 
@@ -135,7 +136,9 @@ class WorkerHeartbeat:
     def _loop(self):
         while not self._stop.is_set():
             try:
-                if not self.beat():
+                if self.state == "stopping":
+                    self.stopping()  # its threads end one by one now: not a failure
+                elif not self.beat():
                     logger.error("a worker or consumer thread died; no heartbeat written")
             except Exception as e:  # Redis away: the consumers say so too
                 logger.warning("could not write the worker heartbeat: %s", e)
@@ -174,8 +177,16 @@ def _requeue_unstarted(worker: Worker) -> int:
     return sum(len(m) for m in by_queue.values())
 
 
-def shut_down(worker: Worker, broker, in_progress: JobsInProgress, grace_s: float) -> dict:
+def shut_down(worker: Worker, broker, in_progress: JobsInProgress, grace_s: float,
+              poll_ms: int = 100) -> dict:
     """Stop ``worker`` gracefully (the steps in the module's docstring).
+
+    Args:
+        worker: the started Dramatiq worker.
+        broker: its :class:`~scheduler_service.broker.JobBroker`.
+        in_progress: the :class:`JobsInProgress` middleware added to ``broker``.
+        grace_s: how long the jobs in progress may take to finish.
+        poll_ms: the consumers' poll interval (``QUEUE_POLL_INTERVAL_MS``).
 
     Returns:
         ``{"returned": n, "finished": n, "handed_back": n}``: messages given back unstarted,
@@ -185,10 +196,10 @@ def shut_down(worker: Worker, broker, in_progress: JobsInProgress, grace_s: floa
     broker.draining = True
     for thread in worker.workers:
         thread.stop()
-    running = in_progress.count()
     returned = _requeue_unstarted(worker)
-    logger.info("stopping: %s job(s) in progress get up to %ss to finish; %s not started "
-                "handed back", running, grace_s, returned,
+    running = in_progress.count()
+    logger.info("stopping: %s job(s) in progress get up to %ss to finish; %s fetched but "
+                "not started returned to their queue", running, grace_s, returned,
                 extra={"in_progress": running, "returned": returned, "grace_s": grace_s})
     join_all(worker.workers, int(grace_s * 1000))
     left = in_progress.hand_back(broker)
@@ -201,7 +212,7 @@ def shut_down(worker: Worker, broker, in_progress: JobsInProgress, grace_s: floa
                        extra={"handed_back": handed, "grace_s": grace_s})
     # Dramatiq's own stop: consumers stopped, anything fetched meanwhile requeued, acks
     # flushed, connections closed. The threads of handed-back jobs are not waited for.
-    worker.stop(timeout=FINAL_STOP_MS)
+    worker.stop(timeout=max(FINAL_STOP_MS, 2 * poll_ms))
     summary = {"returned": returned, "finished": running - sum(len(r) for r in left.values()),
                "handed_back": handed}
     logger.info("worker stopped in %.1fs", time.monotonic() - started, extra=summary)
@@ -227,7 +238,8 @@ def run_worker(settings, registry, threads: int, queues=None) -> int:
     stop.wait()
     heartbeat.stopping()
     try:
-        shut_down(worker, services.broker, in_progress, settings.shutdown_grace_s)
+        shut_down(worker, services.broker, in_progress, settings.shutdown_grace_s,
+                  settings.queue_poll_interval_ms)
     finally:
         heartbeat.stop()
         services.close()
