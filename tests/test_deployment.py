@@ -2,9 +2,8 @@
 commands and health checks are real CLI commands, production's required settings reach
 every role, Redis keeps an append-only file, and the demo profile is a complete system.
 
-No Docker engine runs here, so compose's interpolation (``${VAR:-default}``,
-``${VAR:?error}``) is done by :func:`interpolate` below, as compose does it, and the
-commands are run directly.
+No Docker engine runs here, so compose's interpolation is done by ``composefile``, as compose
+does it, and the commands are run directly (``test_healthcheck`` runs the services).
 """
 
 import re
@@ -14,69 +13,16 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from scheduler_service.config import FIELDS, load_settings
 from scheduler_service.errors import ConfigError
 from scheduler_service.healthcheck import ROLES as HEALTH_ROLES
 from scheduler_service.supervisor import stop_timeout_s
+from composefile import (
+    COMPOSE, ENV_EXAMPLE, FILLED_IN, VARIABLE, MissingVariable, compose, ours, services,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
-COMPOSE = ROOT / "docker-compose.yml"
-ENV_EXAMPLE = ROOT / ".env.example"
-#: What `docker compose` finds in an .env filled in as .env.example asks.
-FILLED_IN = {"SCHEDULER_API_TOKEN": "0123456789abcdef0123", "API_SERVICE_ACCOUNT_TOKEN": "svc-key-42"}
-
-_VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)")
-
-
-class MissingVariable(Exception):
-    def __init__(self, name, message):
-        super().__init__(f"{name}: {message}")
-        self.name = name
-
-
-def interpolate(text: str, env: dict) -> str:
-    """Compose's variable substitution of one string (``$$`` is a literal ``$``)."""
-    def substitute(match):
-        if match.group(0) == "$$":
-            return "$"
-        name = match.group(1) or match.group(4)
-        op, arg = match.group(2), match.group(3) or ""
-        value = env.get(name)
-        unset = value is None or (op is not None and op.startswith(":") and value == "")
-        if op in (":-", "-"):
-            return arg if unset else value
-        if op in (":?", "?"):
-            if unset:
-                raise MissingVariable(name, arg)
-            return value
-        return value or ""
-
-    return _VARIABLE.sub(substitute, text)
-
-
-def resolved(node, env):
-    if isinstance(node, str):
-        return interpolate(node, env)
-    if isinstance(node, list):
-        return [resolved(item, env) for item in node]
-    if isinstance(node, dict):
-        return {key: resolved(value, env) for key, value in node.items()}
-    return node
-
-
-def compose():
-    return yaml.safe_load(COMPOSE.read_text())
-
-
-def services(env=FILLED_IN):
-    return resolved(compose()["services"], env)
-
-
-def ours(all_services):
-    """The services that run this project's image (every one but Redis)."""
-    return {name: s for name, s in all_services.items() if s.get("build") == "."}
 
 
 def run_cli(*args):
@@ -193,8 +139,8 @@ def env_example() -> dict[str, str]:
 
 def test_every_variable_compose_reads_is_documented_in_env_example_required_ones_marked():
     text = COMPOSE.read_text()
-    used = {m.group(1) or m.group(4) for m in _VARIABLE.finditer(text) if m.group(0) != "$$"}
-    required = {m.group(1) for m in _VARIABLE.finditer(text) if m.group(2) in (":?", "?")}
+    used = {m.group(1) or m.group(4) for m in VARIABLE.finditer(text) if m.group(0) != "$$"}
+    required = {m.group(1) for m in VARIABLE.finditer(text) if m.group(2) in (":?", "?")}
     documented = env_example()
     assert used == set(documented), (used ^ set(documented))
     for name in used:
