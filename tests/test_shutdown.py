@@ -120,6 +120,7 @@ def test_a_stopping_worker_finishes_what_fits_in_the_grace_and_hands_back_the_re
     assert record["state"] == "queued" and record["attempts"] == 0
     assert in_a_queue(services, long)
     assert runs(services, long) == {"started": 1}
+    assert services.jobs.history(long)[-1]["detail"].startswith("returned to the queue")
     # and neither the waiting job nor one sent during the shutdown was started there
     for job in (waiting, late):
         record = services.jobs.get(job)
