@@ -364,7 +364,8 @@ for i = 5, #ARGV do
     if id then
       local rec = read(id)
       if rec[1] == 'running' and redis.call('hget', P .. 'job:' .. id, 'rid') == rid then
-        move(id, rec, 'queued', 'returned to the queue: the worker stopped before running it',
+        move(id, rec, 'queued',
+             'returned to the queue: its worker stopped before the job ran or finished',
              now, {'attempts', math.max(0, (tonumber(rec[4]) or 1) - 1)}, 0, '')
       end
     end
