@@ -208,7 +208,8 @@ class Subscriber:
     def _pubsub(self):
         client = redis.Redis.from_url(
             self.settings.redis_url, socket_connect_timeout=5, socket_keepalive=True,
-            health_check_interval=HEALTH_CHECK_S)
+            health_check_interval=HEALTH_CHECK_S,
+            client_name=f"subscriber:{self.status.instance_id}")  # for CLIENT LIST
         pubsub = client.pubsub()
         try:
             pubsub.psubscribe(*PATTERNS)
