@@ -43,7 +43,7 @@ import _results  # noqa: E402  (bench/ is the script's own folder, first on sys.
 SIZES = {
     "throughput": (["--jobs", "20000", "--rss-jobs", "100000", "--rounds", "2"], 300),
     "timers": (["--sparse-seconds", "10", "--pending", "20000"], 150),
-    "web": (["--clients", "50", "--warmup", "2", "--seconds", "10"], 90),
+    "web": (["--clients", "50", "--warmup", "2", "--seconds", "6", "--rounds", "3"], 100),
     "api_client": (["--seconds", "6", "--rounds", "3"], 60),
     "expiration": (["--events", "8000", "--campaigns", "8", "--rounds", "2"], 150),
     "growth": (["--settlements", "2000"], 150),
