@@ -29,6 +29,7 @@ from dramatiq.middleware import CurrentMessage, ShutdownNotifications, TimeLimit
 from . import queueing
 from .errors import CircuitOpen, PermanentError
 from .lifecycle import JobRecords, job_id_of
+from .redis_client import connect
 from .wire import DELAY_SUFFIX
 
 logger = logging.getLogger(__name__)
@@ -226,7 +227,8 @@ def build_broker(settings, *, client=None, records: JobRecords | None = None) ->
 
     Args:
         settings: the validated :class:`~scheduler_service.config.Settings`.
-        client: an existing redis client to share; one is built from ``REDIS_URL`` otherwise.
+        client: an existing redis client to share; one is built from the settings otherwise
+            (:func:`~scheduler_service.redis_client.connect`).
         records: the job state machine (see :mod:`scheduler_service.lifecycle`); without it
             the broker is a plain Dramatiq broker (processes that only read queues).
 
@@ -246,10 +248,9 @@ def build_broker(settings, *, client=None, records: JobRecords | None = None) ->
         maintenance_chance=settings.queue_maintenance_chance,
         dead_message_ttl=settings.queue_dead_letter_ttl_ms,
     )
-    if client is not None:
-        broker = JobBroker(records=records, client=client, **kwargs)
-    else:
-        broker = JobBroker(records=records, url=settings.redis_url, **kwargs)
+    if client is None:
+        client = connect(settings)
+    broker = JobBroker(records=records, client=client, **kwargs)
     dramatiq.set_broker(broker)
     return broker
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .config import DEFAULT_DEV_API_TOKEN, load_settings, redact_url
+from .config import DEFAULT_DEV_API_TOKEN, load_settings
 from .errors import ConfigError, PluginLoadError
 from .healthcheck import ROLES as HEALTH_ROLES
 from .logs import configure_logging
@@ -239,23 +239,24 @@ def reference_api(host, port, db, seed, threads):
 
 @cli.command()
 def dev():
-    """Development stack: an embedded Redis (unless REDIS_URL is set), the reference API
-    seeded with the demo campaigns, then `run` pointed at that API.
+    """Development stack: an embedded Redis (unless REDIS_URL or REDIS_SENTINELS is set), the
+    reference API seeded with the demo campaigns, then `run` pointed at that API.
 
     Data is kept under DATA_DIR (default .data/). Every URL is printed at start.
     """
     settings = _settings()
     _checked_registry(settings)
     from .embedded_redis import EmbeddedRedis
+    from .redis_client import describe as describe_redis
     from .supervisor import self_command
 
     env = dict(os.environ)
     env.setdefault("SCHEDULER_ENV", settings.env)
     embedded = None
-    if not settings.redis_url_explicit:
+    if not settings.redis_configured:
         embedded = EmbeddedRedis(Path(settings.data_dir) / "redis", persist=True).start()
         env["REDIS_URL"] = embedded.url
-    redis_url = env.get("REDIS_URL", settings.redis_url)
+        settings = settings.replace(redis_url=embedded.url, redis_url_explicit=True)
     api_url = f"http://127.0.0.1:{settings.reference_api_port}/graphql"
     env["API_URL"] = api_url
     env.setdefault("API_SERVICE_ACCOUNT_TOKEN", settings.reference_api_key or "")
@@ -267,7 +268,7 @@ def dev():
         f"  dashboard   {base}/admin/queues/",
         f"  job API     {base}/api/v1/jobs  (Authorization: Bearer "
         + ("dev-token)" if settings.scheduler_api_token == DEFAULT_DEV_API_TOKEN else "<SCHEDULER_API_TOKEN>)"),
-        f"  redis       {redact_url(redis_url)}" + ("  (embedded, data in %s)" % embedded.data_dir if embedded else ""),
+        f"  redis       {describe_redis(settings)}" + ("  (embedded, data in %s)" % embedded.data_dir if embedded else ""),
         f"  campaign API {api_url}  (reference API, demo seed, data in {settings.reference_api_db_path})",
         "Press Ctrl-C to stop everything.",
     ]), err=True)

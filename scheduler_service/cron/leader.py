@@ -1,11 +1,12 @@
 """Leader election among ``cron`` replicas: one Redis lock with an expiry.
 
-The lock is one key holding the leader's identity. A replica takes it with
-``SET key identity NX PX ttl``; the leader renews it with a compare-and-``PEXPIRE``
-(a Lua script, so it never extends a lock that another replica has taken since), and
-gives it up on shutdown with a compare-and-``DEL``. If the leader dies, the key expires
-and a standby takes it within one TTL plus one attempt (a second at most); a leader that
-stops deletes the key, and a standby takes it within that second.
+The lock is one key holding the leader's identity. A replica takes it when it is free
+(``SET key identity PX ttl``), or takes it back when it still holds its own identity
+(a renewal lost to a Redis outage or failover); the leader renews it with a
+compare-and-``PEXPIRE`` (Lua scripts, so neither ever touches a lock that another replica
+has taken since), and gives it up on shutdown with a compare-and-``DEL``. If the leader
+dies, the key expires and a standby takes it within one TTL plus one attempt (a second at
+most); a leader that stops deletes the key, and a standby takes it within that second.
 
 A leader must stop firing *before* its lock can expire in Redis, even when it cannot
 reach Redis to learn so. :class:`Lease` is that rule on the local monotonic clock: the
@@ -35,6 +36,18 @@ STANDBY_POLL_S = 1.0
 #: Fraction of the TTL a leader keeps in reserve: it stops firing this much before
 #: the lock could expire, to cover clock-rate differences between hosts.
 DEFAULT_SAFETY = 0.2
+
+_ACQUIRE = """
+local holder = redis.call('get', KEYS[1])
+if not holder then
+  redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+if holder == ARGV[1] then
+  return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+return 0
+"""
 
 _RENEW = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
@@ -101,12 +114,18 @@ class LeaderLock:
         self.key = key
         self.identity = identity
         self.ttl_ms = int(ttl_ms)
+        self._acquire = client.register_script(_ACQUIRE)
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
 
     def try_acquire(self) -> bool:
-        """Take the lock if nobody holds it."""
-        return bool(self.redis.set(self.key, self.identity, nx=True, px=self.ttl_ms))
+        """Take the lock if nobody holds it, or take it back if it still names this replica.
+
+        The second case follows a renewal that failed on a Redis error (an outage, or a
+        failover whose promoted replica has the key): nobody else can have taken the lock
+        meanwhile, so there is no reason to stand by until it expires.
+        """
+        return bool(self._acquire(keys=[self.key], args=[self.identity, self.ttl_ms]))
 
     def renew(self) -> bool:
         """Extend the lock if this replica still holds it; False means it was lost."""

@@ -21,6 +21,7 @@ from ..errors import UpstreamError
 from ..event_expiration import MESSAGE_PRIORITY, SYSTEM
 from ..jobstore import iso_ms
 from ..reactions import ReactionContext, reactions_to
+from ..redis_client import connect
 from ..timers import pump_world
 from .messages import (
     PATTERNS,
@@ -206,10 +207,9 @@ class Subscriber:
     # -- the loop --------------------------------------------------------------------------
 
     def _pubsub(self):
-        client = redis.Redis.from_url(
-            self.settings.redis_url, socket_connect_timeout=5, socket_keepalive=True,
-            health_check_interval=HEALTH_CHECK_S,
-            client_name=f"subscriber:{self.status.instance_id}")  # for CLIENT LIST
+        client = connect(self.settings, socket_connect_timeout=5, socket_keepalive=True,
+                         health_check_interval=HEALTH_CHECK_S,
+                         client_name=f"subscriber:{self.status.instance_id}")  # for CLIENT LIST
         pubsub = client.pubsub()
         try:
             pubsub.psubscribe(*PATTERNS)

@@ -1,0 +1,223 @@
+"""Every role on Redis Sentinel, through a real failover: the master SIGKILLed while jobs flow.
+
+One master, one replica and one sentinel (:mod:`redis_sentinel`); ``scheduler-service run``
+starts web, worker, cron and subscriber, all finding Redis through the sentinel; this
+process creates jobs in a loop through the same settings. The test kills the master,
+empties the promoted replica's script cache (so every Lua script of every role must be
+loaded again on a ``NOSCRIPT``), and checks that each role carries on without a restart.
+It also counts what the failover lost: jobs the old master acknowledged that the promoted
+replica never received (asynchronous replication).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+
+import pytest
+import redis as redis_lib
+import requests
+
+from scheduler_service.config import load_settings
+from scheduler_service.cron.leader import _ACQUIRE, _RENEW
+from scheduler_service.cron.status import schedule_store
+from scheduler_service.dispatch import new_job_id, send_job
+from scheduler_service.embedded_redis import free_port
+from scheduler_service.jobscripts import CREATE, FETCH, OUTCOMES, PUMP
+from scheduler_service.jobstore import now_ms
+from scheduler_service.services import build_services
+from scheduler_service.subscriber.status import read_instances, read_stats
+from helpers import stop_process, wait_for
+from redis_sentinel import SentinelDeployment
+
+pytestmark = pytest.mark.slow
+
+DB = 5
+ROLES = {"web", "worker", "cron", "subscriber"}
+
+
+class Producer(threading.Thread):
+    """Creates SAMPLE_ECHO jobs one after another; remembers which creates were answered."""
+
+    def __init__(self, services):
+        super().__init__(daemon=True, name="producer")
+        self.services = services
+        self.stopping = threading.Event()
+        #: ``(job id, monotonic time the create was answered)`` of every acknowledged create.
+        self.acked: list[tuple[str, float]] = []
+        #: ids of creates that failed (Redis away); each may or may not have been applied.
+        self.refused: list[str] = []
+
+    def run(self):
+        while not self.stopping.is_set():
+            job_id = new_job_id()
+            try:
+                send_job(self.services, "SAMPLE_ECHO", "failover", {"text": job_id}, job_id=job_id)
+                self.acked.append((job_id, time.monotonic()))
+                time.sleep(0.002)
+            except redis_lib.RedisError:
+                self.refused.append(job_id)
+                self.stopping.wait(0.05)
+
+    def acked_between(self, start: float, end: float = float("inf")) -> list[str]:
+        return [job_id for job_id, at in list(self.acked) if start <= at < end]
+
+
+def answering(fn):
+    """``fn()``, or None while Redis cannot answer (for polling across the failover)."""
+    def call():
+        try:
+            return fn()
+        except (redis_lib.RedisError, requests.RequestException):
+            return None
+    return call
+
+
+def states(services, job_ids) -> dict[str, str | None]:
+    return {job_id: (services.jobs.get(job_id) or {}).get("state") for job_id in job_ids}
+
+
+@pytest.fixture
+def deployment(tmp_path):
+    started = SentinelDeployment(tmp_path / "redis").start()
+    yield started
+    started.stop()
+
+
+def test_every_role_follows_a_failover_to_the_promoted_replica_without_a_restart(
+        deployment, base_env, child_env, tmp_path, record_property):
+    sentinel_env = {**deployment.env(DB), "CRON_LEADER_TTL_S": "3",
+                    "CRON_SAMPLE_TICK": "* * * * * *"}
+    settings = load_settings({**{k: v for k, v in base_env.items() if k != "REDIS_URL"},
+                              **sentinel_env})
+    prefix = f"{settings.redis_namespace}:"
+    services = build_services(settings)
+    sched = schedule_store(services)
+    port = free_port()
+    env = child_env("sample", **sentinel_env, PORT=port, HOST="127.0.0.1", LOG_FORMAT="text",
+                    QUEUE_CONCURRENCY=4, SUBSCRIBER_RECONNECT_MAX_MS=1000,
+                    API_URL=f"http://127.0.0.1:{free_port()}/graphql", API_MAX_RETRIES=0)
+    env.pop("REDIS_URL")
+    log_path = tmp_path / "run.log"
+    log = open(log_path, "w")
+    proc = subprocess.Popen([sys.executable, "-m", "scheduler_service", "run"], env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    producer = Producer(services)
+    try:
+        # Given every role up on the master the sentinel names: web healthy, a cron leader,
+        # a subscriber listening, and a worker running the jobs created in a loop
+        wait_for(answering(lambda: requests.get(f"http://127.0.0.1:{port}/health",
+                                                timeout=2).status_code == 200),
+                 timeout=40, interval=0.2, message="/health of `run` on Sentinel")
+        wait_for(answering(lambda: sched.leader()[0]), timeout=20, message="a cron leader")
+        wait_for(answering(lambda: any(e["state"] == "connected"
+                                       for e in read_instances(services.redis, prefix).values())),
+                 timeout=20, message="the subscriber to listen")
+        producer.start()
+        wait_for(lambda: len(producer.acked) >= 300, timeout=20, message="300 jobs created")
+        first = [job_id for job_id, _ in producer.acked[:100]]
+        wait_for(lambda: set(states(services, first).values()) == {"succeeded"}, timeout=20,
+                 message="the worker to run the first jobs")
+        leader_before = sched.leader()[0]
+
+        # When the master is SIGKILLed while jobs are being created
+        killed_at = time.monotonic()
+        deployment.master.kill()
+        wait_for(lambda: deployment.sentinel.master_port_now() == deployment.replica.port,
+                 timeout=30, message="the sentinel to promote the replica")
+        promoted_at = time.monotonic()
+        # and the promoted replica knows none of the Lua scripts (every role must load them again)
+        new_master = redis_lib.Redis(port=deployment.replica.port,
+                                     password=deployment.data_password, db=DB)
+        new_master.script_flush()
+
+        # Then the jobs created after the promotion are all stored and all run
+        wait_for(lambda: len(producer.acked_between(promoted_at)) >= 300, timeout=30,
+                 message="300 jobs created on the promoted replica")
+        producer.stopping.set()
+        producer.join(10)
+        after = producer.acked_between(promoted_at)
+        wait_for(lambda: set(states(services, after).values()) == {"succeeded"}, timeout=30,
+                 message="every job created after the failover to succeed")
+        # and the cron leader still leads on the new master and fires ticks that run
+        wait_for(answering(lambda: sched.leader()[0] is not None), timeout=20,
+                 message="a cron leader on the new master")
+        assert sched.leader()[0] == leader_before  # the same process took its lock back
+        tick_floor = now_ms()
+
+        def tick_run_after_failover():
+            items, _ = services.jobs.list(job_type="SAMPLE_ECHO", campaign_id="sample", limit=50)
+            return [j for j in items if (j["idempotencyKey"] or "").startswith("sweep:sample-tick:")
+                    and _tick_ms(j["idempotencyKey"]) >= tick_floor and j["state"] == "succeeded"]
+
+        wait_for(tick_run_after_failover, timeout=20, message="a sweep tick fired and run")
+        # and a wall-clock timer is promoted by the pump and run
+        timed, _ = send_job(services, "SAMPLE_ECHO", "failover", {"text": "timer"},
+                            run_at_ms=now_ms() + 500)
+        assert timed["state"] == "scheduled"
+        wait_for(lambda: services.jobs.get(timed["id"])["state"] == "succeeded", timeout=20,
+                 message="the timer's job to run")
+        # and the subscriber reconnected and receives what is published on the new master
+        wait_for(lambda: read_stats(services.redis, prefix).get("reconnects", 0) >= 1,
+                 timeout=20, message="the subscriber to reconnect")
+        received = read_stats(services.redis, prefix).get("received:worldTimeAdvanced", 0)
+
+        def published_and_received():
+            new_master.publish("campaign.c-failover.worldTimeAdvanced",
+                               '{"campaignId":"c-failover","previousTime":null,'
+                               '"newTime":"1600-01-01T00:00:00.000Z"}')
+            return read_stats(services.redis, prefix).get("received:worldTimeAdvanced", 0) > received
+
+        wait_for(published_and_received, timeout=20, interval=0.5,
+                 message="the subscriber to receive a message")
+        # and the web app answers healthy
+        assert requests.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200
+        # and every role loaded its Lua scripts again on the promoted replica (NOSCRIPT)
+        scripts = {"create": CREATE, "pump": PUMP, "fetch": FETCH, "outcomes": OUTCOMES,
+                   "leader acquire": _ACQUIRE, "leader renew": _RENEW}
+        loaded = new_master.script_exists(*(_sha(text) for text in scripts.values()))
+        assert dict(zip(scripts, loaded)) == dict.fromkeys(scripts, True)
+        # and nothing was restarted: the group runs on, each role started once
+        assert proc.poll() is None
+        started = re.findall(r"started ([\w-]+) \(pid \d+\)", log_path.read_text())
+        assert sorted(started) == sorted(ROLES)
+
+        # What the failover lost: acknowledged creates the promoted replica never got
+        acked = [job_id for job_id, _ in producer.acked]
+        present = states(services, acked)
+        lost = [job_id for job_id, state in present.items() if state is None]
+        lost_late = set(lost) - set(producer.acked_between(0, killed_at))
+        assert not lost_late, "only jobs acknowledged by the old master can be lost"
+        # Every stored job ends: none stays queued or running after the failover
+        before = [job_id for job_id in acked if present[job_id] is not None]
+        wait_for(lambda: set(states(services, before).values()) == {"succeeded"}, timeout=30,
+                 message="every stored job to succeed")
+        refused_present = sum(1 for s in states(services, producer.refused).values() if s)
+        figures = {"acknowledged": len(acked), "lost": len(lost), "refused": len(producer.refused),
+                   "refused_but_stored": refused_present,
+                   "failover_s": round(promoted_at - killed_at, 2),
+                   "acknowledged_per_s_before_kill":
+                       round(len(producer.acked_between(killed_at - 1, killed_at)), 0)}
+        record_property("failover", figures)
+        print("failover figures:", figures)
+    finally:
+        producer.stopping.set()
+        stop_process(proc)
+        log.close()
+        services.close()
+
+
+def _sha(script: str) -> str:
+    return hashlib.sha1(script.encode()).hexdigest()
+
+
+def _tick_ms(key: str) -> int:
+    """Epoch ms of the tick in a sweep job's idempotency key ``sweep:{name}:{ISO tick}``."""
+    tick = key.split(":", 2)[2]
+    return int(datetime.fromisoformat(tick.replace("Z", "+00:00"))
+               .astimezone(timezone.utc).timestamp() * 1000)
