@@ -233,8 +233,9 @@ FIELDS: tuple[Field, ...] = (
           "Docker image does)."),
     Field("PORT", "port", _int(1, 65535), DEFAULT_PORT, "Port of the web process."),
     Field("REDIS_URL", "redis_url", _url("redis", "rediss", "unix", db_path=True), None,
-          "Redis holding queues, timers and job records. Required in production; "
-          "elsewhere defaults to redis://localhost:6379/0, and `dev` starts an embedded Redis."),
+          "Redis holding queues, timers and job records. Required in production unless "
+          "REDIS_SENTINELS is set; elsewhere defaults to redis://localhost:6379/0, and `dev` "
+          "starts an embedded Redis."),
     Field("REDIS_SENTINELS", "redis_sentinels", _host_ports, None,
           "Redis Sentinel nodes as host:port,host:port: every role then asks them for the "
           "current master and follows it through a failover (see the Redis failover page). "

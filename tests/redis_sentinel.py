@@ -103,12 +103,13 @@ class EmbeddedSentinel:
 class SentinelDeployment:
     """A master, its replica and a sentinel, all with passwords; ``env()`` points roles at it."""
 
-    def __init__(self, folder: Path, data_password="data-s3cret", sentinel_password="sentinel-s3cret"):
+    def __init__(self, folder: Path, data_password="data-s3cret", sentinel_password="sentinel-s3cret",
+                 master_args=()):
         self.folder = Path(folder)
         self.data_password = data_password
         self.sentinel_password = sentinel_password
         self.master = EmbeddedRedis(self.folder / "master", persist=False, password=data_password,
-                                    args=["--masterauth", data_password])
+                                    args=["--masterauth", data_password, *master_args])
         self.replica: EmbeddedRedis | None = None
         self.sentinel: EmbeddedSentinel | None = None
 
@@ -122,6 +123,20 @@ class SentinelDeployment:
                                          data_password=self.data_password,
                                          password=self.sentinel_password).start()
         return self
+
+    def node(self, which: EmbeddedRedis, db: int = 0) -> redis.Redis:
+        """A direct client of one data node (not through the sentinel)."""
+        return redis.Redis(port=which.port, password=self.data_password, db=db)
+
+    def cut_replication(self) -> None:
+        """Cut the replica off its master, as a partition would: the master goes on taking
+        writes that the replica never receives (it keeps failing to authenticate)."""
+        replica = self.node(self.replica)
+        try:
+            replica.config_set("masterauth", "not-the-password")
+            replica.client_kill_filter(_type="master")
+        finally:
+            replica.close()
 
     def env(self, db: int) -> dict[str, str]:
         """The variables that make a role find Redis through the sentinel (no REDIS_URL)."""

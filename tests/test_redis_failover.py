@@ -182,6 +182,8 @@ def test_every_role_follows_a_failover_to_the_promoted_replica_without_a_restart
                    "leader acquire": _ACQUIRE, "leader renew": _RENEW}
         loaded = new_master.script_exists(*(_sha(text) for text in scripts.values()))
         assert dict(zip(scripts, loaded)) == dict.fromkeys(scripts, True)
+        # and all of it lives in REDIS_DB, not in database 0
+        assert new_master.dbsize() > 0 and deployment.node(deployment.replica, 0).dbsize() == 0
         # and nothing was restarted: the group runs on, each role started once
         assert proc.poll() is None
         started = re.findall(r"started ([\w-]+) \(pid \d+\)", log_path.read_text())
@@ -221,3 +223,51 @@ def _tick_ms(key: str) -> int:
     tick = key.split(":", 2)[2]
     return int(datetime.fromisoformat(tick.replace("Z", "+00:00"))
                .astimezone(timezone.utc).timestamp() * 1000)
+
+
+@pytest.mark.parametrize("min_replicas", [None, 1], ids=["async", "min-replicas-to-write"])
+def test_a_failover_loses_the_jobs_the_replica_never_received_unless_the_master_refused_them(
+        tmp_path, base_env, min_replicas):
+    # Given a master (with or without min-replicas-to-write 1), its replica and a sentinel
+    extra = [] if min_replicas is None else ["--min-replicas-to-write", min_replicas,
+                                             "--min-replicas-max-lag", 1]
+    deployment = SentinelDeployment(tmp_path / "redis", master_args=extra).start()
+    settings = load_settings({**{k: v for k, v in base_env.items() if k != "REDIS_URL"},
+                              **deployment.env(DB)})
+    services = build_services(settings)
+    master = deployment.node(deployment.master, DB)
+    try:
+        # and 50 jobs the replica is known to have (WAIT: one replica acknowledged them)
+        replicated = [send_job(services, "SAMPLE_ECHO", "loss", {"text": "before"})[0]["id"]
+                      for _ in range(50)]
+        assert master.execute_command("WAIT", 1, 5000) == 1
+        # When the replica is cut off and 50 more jobs are created on the master alone
+        deployment.cut_replication()
+        wait_for(lambda: master.info("replication")["connected_slaves"] == 0, timeout=10,
+                 message="the master to lose its replica")
+        acked, refused = [], []
+        for _ in range(50):
+            try:
+                acked.append(send_job(services, "SAMPLE_ECHO", "loss", {"text": "cut off"})[0]["id"])
+            except redis_lib.ResponseError as e:
+                assert "NOREPLICAS" in str(e), str(e)
+                refused.append(e)
+        # and the master dies, so that the sentinel promotes the replica
+        deployment.master.kill()
+        wait_for(lambda: deployment.sentinel.master_port_now() == deployment.replica.port,
+                 timeout=30, message="the sentinel to promote the replica")
+
+        # Then the jobs the replica had are there, and every job acknowledged after the cut is lost
+        present = wait_for(answering(lambda: states(services, replicated + acked)), timeout=20,
+                           message="the promoted replica to answer")
+        assert all(present[job_id] for job_id in replicated)
+        lost = [job_id for job_id in acked if present[job_id] is None]
+        assert lost == acked
+        if min_replicas is None:
+            assert len(lost) == 50 and not refused
+        else:  # or, with min-replicas-to-write, none was acknowledged: each create was refused
+            assert len(refused) == 50 and not lost
+    finally:
+        master.close()
+        services.close()
+        deployment.stop()
