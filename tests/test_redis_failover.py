@@ -108,6 +108,7 @@ def test_every_role_follows_a_failover_to_the_promoted_replica_without_a_restart
     proc = subprocess.Popen([sys.executable, "-m", "scheduler_service", "run"], env=env,
                             stdout=log, stderr=subprocess.STDOUT)
     producer = Producer(services)
+    new_master = None
     try:
         # Given every role up on the master the sentinel names: web healthy, a cron leader,
         # a subscriber listening, and a worker running the jobs created in a loop
@@ -132,8 +133,7 @@ def test_every_role_follows_a_failover_to_the_promoted_replica_without_a_restart
                  timeout=30, message="the sentinel to promote the replica")
         promoted_at = time.monotonic()
         # and the promoted replica knows none of the Lua scripts (every role must load them again)
-        new_master = redis_lib.Redis(port=deployment.replica.port,
-                                     password=deployment.data_password, db=DB)
+        new_master = deployment.node(deployment.replica, DB)
         new_master.script_flush()
 
         # Then the jobs created after the promotion are all stored and all run
@@ -183,7 +183,9 @@ def test_every_role_follows_a_failover_to_the_promoted_replica_without_a_restart
         loaded = new_master.script_exists(*(_sha(text) for text in scripts.values()))
         assert dict(zip(scripts, loaded)) == dict.fromkeys(scripts, True)
         # and all of it lives in REDIS_DB, not in database 0
-        assert new_master.dbsize() > 0 and deployment.node(deployment.replica, 0).dbsize() == 0
+        db0 = deployment.node(deployment.replica, 0)
+        assert new_master.dbsize() > 0 and db0.dbsize() == 0
+        db0.close()
         # and nothing was restarted: the group runs on, each role started once
         assert proc.poll() is None
         started = re.findall(r"started ([\w-]+) \(pid \d+\)", log_path.read_text())
@@ -212,6 +214,8 @@ def test_every_role_follows_a_failover_to_the_promoted_replica_without_a_restart
         stop_process(proc)
         log.close()
         services.close()
+        if new_master is not None:
+            new_master.close()
 
 
 def _sha(script: str) -> str:
