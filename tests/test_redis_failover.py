@@ -29,11 +29,11 @@ from scheduler_service.cron.status import schedule_store
 from scheduler_service.dispatch import new_job_id, send_job
 from scheduler_service.embedded_redis import free_port
 from scheduler_service.jobscripts import CREATE, FETCH, OUTCOMES, PUMP
-from scheduler_service.jobstore import now_ms
+from scheduler_service.jobstore import JobStore, now_ms
 from scheduler_service.services import build_services
 from scheduler_service.subscriber.status import read_instances, read_stats
-from helpers import stop_process, wait_for
-from redis_sentinel import SentinelDeployment
+from helpers import running_worker, stop_process, wait_for
+from redis_sentinel import MASTER_NAME, SentinelDeployment
 
 pytestmark = pytest.mark.slow
 
@@ -279,5 +279,76 @@ def test_a_failover_loses_the_jobs_the_replica_never_received_unless_the_master_
             assert len(refused) == 50 and not lost
     finally:
         master.close()
+        services.close()
+        deployment.stop()
+
+
+@pytest.mark.parametrize("min_replicas", [None, 1], ids=["async", "min-replicas-to-write"])
+def test_a_planned_failover_moves_every_client_to_the_new_master_before_the_old_one_is_demoted(
+        tmp_path, base_env, subscribers, min_replicas, record_property):
+    # Given jobs created in a loop and run through the sentinel (worker and subscriber in
+    # this process); the master with or without min-replicas-to-write
+    extra = [] if min_replicas is None else ["--min-replicas-to-write", min_replicas,
+                                             "--min-replicas-max-lag", 1]
+    deployment = SentinelDeployment(tmp_path / "redis", master_args=extra).start()
+    settings = load_settings({**{k: v for k, v in base_env.items() if k != "REDIS_URL"},
+                              **deployment.env(DB)})
+    prefix = f"{settings.redis_namespace}:"
+    services = build_services(settings)
+    old_master = deployment.node(deployment.master, DB)
+    new_master = deployment.node(deployment.replica, DB)
+    on_new = JobStore(new_master, settings.redis_namespace, settings.job_retention_hours)
+    producer = Producer(services)
+    try:
+        subscribers.start(services)
+        with running_worker(services, threads=2):
+            producer.start()
+            wait_for(lambda: len(producer.acked) >= 100, timeout=20, message="100 jobs created")
+            # When an operator asks the sentinel for a failover: the old master stays up, and
+            # the sentinel demotes it only when it next hears from it (up to 10 s later)
+            sentinel = deployment.sentinel.client()
+            failover_at = time.monotonic()
+            assert sentinel.execute_command("SENTINEL", "FAILOVER", MASTER_NAME)
+            sentinel.close()
+            wait_for(lambda: deployment.sentinel.master_port_now() == deployment.replica.port,
+                     timeout=30, message="the sentinel to promote the replica")
+            promoted_at = time.monotonic()
+            # Then within seconds the jobs created land on the new master
+            wait_for(lambda: any(on_new.get(j) for j in producer.acked_between(promoted_at)),
+                     timeout=5, message="a job created on the new master")
+            moved_at = time.monotonic()
+            # and the subscriber listens on the new master
+            received = read_stats(services.redis, prefix).get("received:worldTimeAdvanced", 0)
+
+            def published_and_received():
+                new_master.publish("campaign.c-planned.worldTimeAdvanced",
+                                   '{"campaignId":"c-planned","previousTime":null,'
+                                   '"newTime":"1600-01-01T00:00:00.000Z"}')
+                return read_stats(services.redis, prefix).get("received:worldTimeAdvanced",
+                                                              0) > received
+
+            wait_for(published_and_received, timeout=5, interval=0.2,
+                     message="the subscriber to hear the new master")
+            wait_for(lambda: len(producer.acked_between(moved_at)) >= 100, timeout=20,
+                     message="100 jobs created after the move")
+            producer.stopping.set()
+            producer.join(10)
+            # and what the old master took meanwhile is on it alone, to be thrown away when the
+            # sentinel demotes it: job creations (counted here) and outcomes of attempts (such
+            # a job stays `running` until its worker restarts). With min-replicas-to-write the
+            # old master refuses writes once the promoted replica has left it.
+            acked = [job_id for job_id, _ in producer.acked]
+            stranded = [j for j in acked if on_new.get(j) is None]
+            assert set(stranded) <= set(producer.acked_between(failover_at, moved_at))
+            figures = {"acknowledged": len(acked), "stranded_on_old_master": len(stranded),
+                       "refused": len(producer.refused),
+                       "promoted_s_after_request": round(promoted_at - failover_at, 2),
+                       "moved_s_after_promotion": round(moved_at - promoted_at, 2)}
+            record_property("planned_failover", figures)
+            print("planned failover figures:", min_replicas, figures)
+    finally:
+        producer.stopping.set()
+        old_master.close()
+        new_master.close()
         services.close()
         deployment.stop()

@@ -21,7 +21,7 @@ from ..errors import UpstreamError
 from ..event_expiration import MESSAGE_PRIORITY, SYSTEM
 from ..jobstore import iso_ms
 from ..reactions import ReactionContext, reactions_to
-from ..redis_client import connect
+from ..redis_client import connect, on_current_master
 from ..timers import pump_world
 from .messages import (
     PATTERNS,
@@ -276,6 +276,9 @@ class Subscriber:
                     logger.exception("could not handle a message on %s", item["channel"])
             if self.trailing:
                 self.run_trailing()
+            if not on_current_master(pubsub):
+                # A failover left the old master up: its messages stopped, the new one's go on.
+                raise redis.ConnectionError("the sentinels name another master")
             if time.monotonic() >= next_heartbeat:
                 self.status.heartbeat()
                 next_heartbeat = time.monotonic() + HEARTBEAT_S
