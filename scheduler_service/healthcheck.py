@@ -168,12 +168,11 @@ def check(role: str, settings, max_age_s: float | None = None, host: str | None 
         return check_http(f"http://127.0.0.1:{settings.reference_api_port}/health")
     import redis as redis_lib
 
-    from .config import redact_url
+    from .redis_client import connect, describe
 
     host = host or socket.gethostname()
     max_age_s = default_max_age_s(role, settings) if max_age_s is None else max_age_s
-    client = redis_lib.Redis.from_url(settings.redis_url, socket_connect_timeout=3,
-                                      socket_timeout=3)
+    client = connect(settings, socket_connect_timeout=3, socket_timeout=3)
     try:
         if role == "worker":
             return check_worker(client, settings.redis_namespace, host, max_age_s, now())
@@ -181,7 +180,7 @@ def check(role: str, settings, max_age_s: float | None = None, host: str | None 
             return check_cron(client, settings, host, max_age_s, now())
         return check_subscriber(client, settings.redis_namespace, host, max_age_s, now())
     except redis_lib.RedisError as e:
-        return Verdict(False, f"cannot read Redis at {redact_url(settings.redis_url)}: "
+        return Verdict(False, f"cannot read Redis at {describe(settings)}: "
                               f"{type(e).__name__}")
     finally:
         client.close()

@@ -176,8 +176,13 @@ def test_every_role_follows_a_failover_to_the_promoted_replica_without_a_restart
 
         wait_for(published_and_received, timeout=20, interval=0.5,
                  message="the subscriber to receive a message")
-        # and the web app answers healthy
+        # and the web app answers healthy, and so does each role's health check command
         assert requests.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200
+        for role in ("worker", "cron", "subscriber"):
+            check = subprocess.run([sys.executable, "-m", "scheduler_service", "healthcheck",
+                                    "--role", role], env=env, capture_output=True, text=True,
+                                   timeout=60)
+            assert check.returncode == 0, (role, check.stdout, check.stderr)
         # and every role loaded its Lua scripts again on the promoted replica (NOSCRIPT)
         scripts = {"create": CREATE, "pump": PUMP, "fetch": FETCH, "outcomes": OUTCOMES,
                    "leader acquire": _ACQUIRE, "leader renew": _RENEW}
