@@ -196,7 +196,10 @@ def _with_jobs(clocks):
 def timers():
     svc = services()
     campaigns, api_error = _campaigns()
-    ids = sorted(set(campaigns) | set(svc.jobs.world_clock_campaigns()))
+    # Clocks the scheduler keeps (a remembered time or waiting timers) first, then the
+    # campaigns only the main API knows.
+    kept = svc.jobs.world_clock_campaigns()
+    ids = kept + sorted(set(campaigns) - set(kept))
     wall_total, wall_timers = svc.jobs.waiting_timers(None, TIMERS_SHOWN)
     wall = {"pending": wall_total, "timers": wall_timers,
             "nextDueMs": wall_timers[0][1] if wall_timers else None}
