@@ -134,13 +134,13 @@ def test_a_dead_letter_found_by_filter_is_requeued_with_an_edited_payload(open_p
     editor = browser.find_element(By.ID, "payload-edit")
     editor.clear()
     editor.send_keys('{"text": ""}')
-    button(browser.find_element(By.ID, "requeue"), "Requeue").click()
+    button(browser.find_element(By.ID, "dead-letter"), "Requeue").click()
     assert "payload.text" in browser.find_element(By.CSS_SELECTOR, "#dead-letter .error").text
     assert live.services.jobs.get(job["id"])["state"] == "dead"
     editor = browser.find_element(By.ID, "payload-edit")
     editor.clear()
     editor.send_keys('{"text": "fixed"}')
-    button(browser.find_element(By.ID, "requeue"), "Requeue").click()
+    button(browser.find_element(By.ID, "dead-letter"), "Requeue").click()
     # Then it is queued again with the new payload
     assert notice(browser) == f"Requeued job {job['id']}."
     record = live.services.jobs.get(job["id"])

@@ -63,6 +63,7 @@ def _helpers():
         "version": current_app.config.get("SCHEDULER_VERSION", ""),
         "notice": _NOTICES.get(request.args.get("notice", ""), ""),
         "subject": request.args.get("subject", ""),
+        "campaign_names": {},
     }
 
 
@@ -170,6 +171,12 @@ def _campaigns():
         return {}, f"The main API could not be asked for its campaigns: {e}"
 
 
+def campaign_names() -> dict[str, str]:
+    """``{campaign id: name}`` from the main API, or {} when it cannot be asked (ids shown)."""
+    campaigns, _ = _campaigns()
+    return {cid: c.name for cid, c in campaigns.items()}
+
+
 def _clock_row(campaign_id, campaign, limit):
     store = services().jobs
     clock = store.world_clock(campaign_id)
@@ -206,7 +213,8 @@ def timers():
     clocks = [_clock_row(c, campaigns.get(c), TIMERS_SHOWN) for c in ids[:CLOCKS_SHOWN]]
     _with_jobs([wall, *clocks])
     return render_template("console/timers.html", page="timers", wall=wall, clocks=clocks,
-                           clocks_total=len(ids), api_error=api_error, limit=TIMERS_SHOWN)
+                           clocks_total=len(ids), api_error=api_error, limit=TIMERS_SHOWN,
+                           campaign_names={cid: c.name for cid, c in campaigns.items()})
 
 
 @bp.get("/timers/wall")
@@ -214,7 +222,7 @@ def wall_timers():
     total, entries = services().jobs.waiting_timers(None, TIMERS_ON_CLOCK_PAGE)
     clock = _with_jobs([{"pending": total, "timers": entries}])[0]
     return render_template("console/clock.html", page="timers", clock=clock, world=False,
-                           limit=TIMERS_ON_CLOCK_PAGE)
+                           limit=TIMERS_ON_CLOCK_PAGE, campaign_names=campaign_names())
 
 
 @bp.get("/timers/world/<campaign_id>")
@@ -246,7 +254,8 @@ def jobs():
         raise ConsoleError(400, f"cursor: {e}") from None
     return render_template("console/jobs.html", page="jobs", items=items, next_cursor=next_cursor,
                            state=state, job_type=job_type, campaign=campaign, cursor=cursor,
-                           state_names=STATES, type_names=sorted(svc.registry.job_types))
+                           state_names=STATES, type_names=sorted(svc.registry.job_types),
+                           campaign_names=campaign_names())
 
 
 def job_or_404(job_id):
@@ -267,7 +276,8 @@ def render_job(job_id, *, status=200, payload_text=None, requeue_error=None, req
         dead_letter=dead_letter, cancellable=job["state"] in present.CANCELLABLE,
         job_type=job_type, clock=present.due_of(job),
         payload_text=payload_text if payload_text is not None else present.pretty_json(job["payload"]),
-        requeue_error=requeue_error, requeue_details=list(requeue_details))
+        requeue_error=requeue_error, requeue_details=list(requeue_details),
+        campaign_names=campaign_names())
     return body, status
 
 
