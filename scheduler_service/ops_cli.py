@@ -240,22 +240,36 @@ def jobs_group():
     """Jobs over the REST API: list, show, history, create, cancel."""
 
 
+def paging(noun: str):
+    """``--limit``, ``--cursor`` and ``--all`` of a listing of ``noun``."""
+
+    def decorate(fn):
+        fn = click.option("--all", "every", is_flag=True, help="Every page, not only the first.")(fn)
+        fn = click.option("--cursor", help="Go on from a page's nextCursor.")(fn)
+        return click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True,
+                            help=f"{noun} per page.")(fn)
+
+    return decorate
+
+
+def show_listing(s: Session, api_path: str, params: dict, limit: int, cursor, every: bool) -> None:
+    """One page of a listing (or every page with ``--all``), as a job table or JSON."""
+    if every:
+        body = {"items": list(s.api.pages(api_path, params, limit)), "nextCursor": None}
+    else:
+        body = s.api.call("GET", api_path, params={**params, "limit": limit, **_filters(cursor=cursor)})
+    s.show(body, job_list)
+
+
 @operator_command(jobs_group, "list")
 @click.option("--state", type=click.Choice(STATES), help="Only jobs in this state.")
 @click.option("--type", "job_type", help="Only jobs of this type.")
 @click.option("--campaign", help="Only jobs of this campaign (or SYSTEM).")
-@click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True,
-              help="Jobs per page.")
-@click.option("--cursor", help="Go on from a page's nextCursor.")
-@click.option("--all", "every", is_flag=True, help="Every page, not only the first.")
+@paging("Jobs")
 def jobs_list(s, state, job_type, campaign, limit, cursor, every):
     """List jobs, newest first."""
-    params = _filters(state=state, type=job_type, campaignId=campaign)
-    if every:
-        body = {"items": list(s.api.pages(path("jobs"), params, limit)), "nextCursor": None}
-    else:
-        body = s.api.call("GET", path("jobs"), params={**params, "limit": limit, **_filters(cursor=cursor)})
-    s.show(body, job_list)
+    show_listing(s, path("jobs"), _filters(state=state, type=job_type, campaignId=campaign),
+                 limit, cursor, every)
 
 
 @operator_command(jobs_group, "show")
@@ -399,19 +413,11 @@ def dead_letters_group():
 @operator_command(dead_letters_group, "list")
 @click.option("--type", "job_type", help="Only dead letters of this type.")
 @click.option("--campaign", help="Only dead letters of this campaign.")
-@click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True,
-              help="Dead letters per page.")
-@click.option("--cursor", help="Go on from a page's nextCursor.")
-@click.option("--all", "every", is_flag=True, help="Every page, not only the first.")
+@paging("Dead letters")
 def dead_letters_list(s, job_type, campaign, limit, cursor, every):
     """List dead letters, newest first."""
-    params = _filters(type=job_type, campaignId=campaign)
-    if every:
-        body = {"items": list(s.api.pages(path("dead-letters"), params, limit)), "nextCursor": None}
-    else:
-        body = s.api.call("GET", path("dead-letters"),
-                          params={**params, "limit": limit, **_filters(cursor=cursor)})
-    s.show(body, job_list)
+    show_listing(s, path("dead-letters"), _filters(type=job_type, campaignId=campaign),
+                 limit, cursor, every)
 
 
 def _dead_letter_ids(s, job_ids, every, job_type, campaign) -> list[str]:

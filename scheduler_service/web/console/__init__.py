@@ -19,6 +19,15 @@ from flask import Blueprint
 bp = Blueprint("console", __name__, url_prefix="/admin", template_folder="templates",
                static_folder="static", static_url_path="/static")
 
+
+class ConsoleError(Exception):
+    """A request the console cannot serve as asked: ``status`` and the reason, for the page."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
 from . import actions, pages  # noqa: E402,F401 - the routes register themselves on bp
 
 

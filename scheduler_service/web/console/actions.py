@@ -14,8 +14,8 @@ from ...cron.status import schedule_store
 from ...errors import InvalidPayload
 from ...payloads import validate_payload
 from ..schedules_api import SweepRunFailed, run_sweep_now
-from . import bp, present
-from .pages import ConsoleError, job_or_404, known_sweep, render_job, services
+from . import ConsoleError, bp, present
+from .pages import job_or_404, known_sweep, render_job, services
 
 logger = logging.getLogger(__name__)
 

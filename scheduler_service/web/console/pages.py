@@ -14,8 +14,7 @@ from ...health import run_checks
 from ...jobstore import STATES, now_ms
 from ...wire import queue_stats
 from ..schedules_api import UPCOMING
-from . import bp, present, protection
-from .protection import Refused
+from . import ConsoleError, bp, present, protection
 
 logger = logging.getLogger(__name__)
 
@@ -28,14 +27,6 @@ TIMERS_ON_CLOCK_PAGE = 500
 RUNS_SHOWN = 15
 #: World clocks listed on the timers page.
 CLOCKS_SHOWN = 200
-
-
-class ConsoleError(Exception):
-    """A page that cannot be shown as asked: ``status`` and the reason."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
 
 
 def services():
@@ -85,14 +76,9 @@ def error_page(status: int, message: str, headers=None):
     return render_template("console/error.html", status=status, message=message), status, headers or {}
 
 
-@bp.errorhandler(Refused)
-def _refused(e: Refused):
-    return error_page(e.status, str(e), protection.challenge_headers() if e.status == 401 else None)
-
-
 @bp.errorhandler(ConsoleError)
 def _console_error(e: ConsoleError):
-    return error_page(e.status, str(e))
+    return error_page(e.status, str(e), protection.challenge_headers() if e.status == 401 else None)
 
 
 @bp.errorhandler(redis.RedisError)

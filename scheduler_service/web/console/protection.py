@@ -23,6 +23,7 @@ import redis
 from flask import current_app, g, request
 
 from ..dashboard import REALM, basic_auth_user, dashboard_credentials
+from . import ConsoleError
 
 logger = logging.getLogger(__name__)
 
@@ -43,14 +44,6 @@ SECURITY_HEADERS = {
     "Content-Security-Policy": ("default-src 'self'; frame-ancestors 'none'; form-action 'self'; "
                                 "base-uri 'none'"),
 }
-
-
-class Refused(Exception):
-    """A request the console turns away: ``status`` (401, 403) and a message for the page."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
 
 
 def _services():
@@ -98,7 +91,7 @@ def before_request():
     else:
         user = basic_auth_user(request.headers.get("Authorization", ""), credentials)
         if user is None:
-            raise Refused(401, "Sign in with the dashboard's user and password.")
+            raise ConsoleError(401, "Sign in with the dashboard's user and password.")
         g.console_actor, g.console_signed_in = user, True
 
     secret = csrf_secret(_services())
@@ -112,7 +105,7 @@ def before_request():
     if request.method == "POST":
         sent = request.form.get(CSRF_FIELD, "")
         if not held or not hmac.compare_digest(sent.encode(), cookie.encode()):
-            raise Refused(403, "This form's security token is missing or out of date: reload "
+            raise ConsoleError(403, "This form's security token is missing or out of date: reload "
                                "the page and send the form again.")
 
 
