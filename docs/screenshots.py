@@ -25,6 +25,7 @@ import requests
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 OUT = Path(__file__).resolve().parent / "_static" / "console"
@@ -107,9 +108,10 @@ def chromium() -> webdriver.Chrome:
 
 
 def click(driver, label: str) -> None:
-    """Press a console button and wait for the page it leads back to (with its notice)."""
+    """Press a console button and wait for the page it leads back to."""
+    page = driver.find_element(By.TAG_NAME, "html")
     next(b for b in driver.find_elements(By.CSS_SELECTOR, "button") if b.text == label).click()
-    WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".notice"))
+    WebDriverWait(driver, 30).until(expected_conditions.staleness_of(page))
 
 
 def shoot(driver, url: str, name: str, out: Path) -> Path:

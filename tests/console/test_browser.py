@@ -19,7 +19,8 @@ pytestmark = pytest.mark.slow
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (make install)")
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support.ui import Select  # noqa: E402
+from selenium.webdriver.support import expected_conditions  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -55,6 +56,13 @@ def button(scope, label):
     return found
 
 
+def follow(browser, element):
+    """Click a link or a form's button and wait until the page it leads to has replaced this one."""
+    page = browser.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(browser, 20).until(expected_conditions.staleness_of(page))
+
+
 def notice(browser):
     return browser.find_element(By.CSS_SELECTOR, ".notice").text
 
@@ -62,14 +70,14 @@ def notice(browser):
 def test_navigation_links_the_console_and_the_queue_dashboard_both_ways(open_page):
     browser = open_page("/admin/")
     assert browser.find_element(By.CSS_SELECTOR, "h1").text.startswith("Overview")
-    browser.find_element(By.LINK_TEXT, "Queues ↗").click()
+    follow(browser, browser.find_element(By.LINK_TEXT, "Queues ↗"))
     assert browser.current_url.endswith("/admin/queues/")
     back = browser.find_element(By.CSS_SELECTOR, 'nav a[href="/admin/"]')
     assert back.text.lower() == "scheduler console"
-    back.click()
+    follow(browser, back)
     assert browser.current_url.endswith("/admin/")
     for label, heading in (("Schedules", "Schedules"), ("Timers", "Timers"), ("Jobs", "Jobs")):
-        browser.find_element(By.LINK_TEXT, label).click()
+        follow(browser, browser.find_element(By.LINK_TEXT, label))
         assert browser.find_element(By.CSS_SELECTOR, "h1").text == heading
 
 
@@ -77,10 +85,10 @@ def test_run_now_shows_up_as_a_run_whose_job_succeeds(open_page, live):
     with running_worker(live.services, threads=2):
         # Given the schedule page of a sweep
         browser = open_page("/admin/schedules")
-        browser.find_element(By.LINK_TEXT, "sample-tick").click()
+        follow(browser, browser.find_element(By.LINK_TEXT, "sample-tick"))
         assert browser.find_element(By.CSS_SELECTOR, "h1").text.startswith("sample-tick")
         # When the operator clicks Run now
-        button(browser, "Run now").click()
+        follow(browser, button(browser, "Run now"))
         # Then the page says so and lists the run, manual, with its job
         assert notice(browser) == "Enqueued a run of sample-tick."
         run = browser.find_element(By.CSS_SELECTOR, "#runs tbody tr")
@@ -93,7 +101,7 @@ def test_run_now_shows_up_as_a_run_whose_job_succeeds(open_page, live):
             return "succeeded" in row.text and row
 
         row = wait_for(succeeded, timeout=20, interval=0.3, message="the run's job to succeed")
-    row.find_element(By.CSS_SELECTOR, "a.mono").click()
+    follow(browser, row.find_element(By.CSS_SELECTOR, "a.mono"))
     assert "SAMPLE_ECHO" in browser.find_element(By.ID, "record").text
     assert '"echo": "tick"' in browser.find_element(By.ID, "result").text
     assert "running" in browser.find_element(By.ID, "transitions").text
@@ -109,7 +117,7 @@ def test_cancel_removes_a_timer(open_page, live):
     row = browser.find_element(By.CSS_SELECTOR, f'#wall tr[data-job="{created["id"]}"]')
     assert "PING" in row.text
     # When the operator cancels it
-    button(row, "Cancel").click()
+    follow(browser, button(row, "Cancel"))
     # Then the timer is gone from the page and from the store
     assert notice(browser) == f"Cancelled job {created['id']}."
     assert not browser.find_elements(By.CSS_SELECTOR, f'tr[data-job="{created["id"]}"]')
@@ -126,21 +134,21 @@ def test_a_dead_letter_found_by_filter_is_requeued_with_an_edited_payload(open_p
     browser = open_page("/admin/jobs")
     Select(browser.find_element(By.NAME, "state")).select_by_value("dead")
     browser.find_element(By.NAME, "campaign").send_keys("browser-dead")
-    button(browser.find_element(By.ID, "filters"), "Filter").click()
+    follow(browser, button(browser.find_element(By.ID, "filters"), "Filter"))
     rows = browser.find_elements(By.CSS_SELECTOR, "#jobs tbody tr")
     assert [r.get_attribute("data-job") for r in rows] == [job["id"]]
-    rows[0].find_element(By.CSS_SELECTOR, "a.mono").click()
+    follow(browser, rows[0].find_element(By.CSS_SELECTOR, "a.mono"))
     # and requeues it with a payload the job type refuses, then with a good one
     editor = browser.find_element(By.ID, "payload-edit")
     editor.clear()
     editor.send_keys('{"text": ""}')
-    button(browser.find_element(By.ID, "dead-letter"), "Requeue").click()
+    follow(browser, button(browser.find_element(By.ID, "dead-letter"), "Requeue"))
     assert "payload.text" in browser.find_element(By.CSS_SELECTOR, "#dead-letter .error").text
     assert live.services.jobs.get(job["id"])["state"] == "dead"
     editor = browser.find_element(By.ID, "payload-edit")
     editor.clear()
     editor.send_keys('{"text": "fixed"}')
-    button(browser.find_element(By.ID, "dead-letter"), "Requeue").click()
+    follow(browser, button(browser.find_element(By.ID, "dead-letter"), "Requeue"))
     # Then it is queued again with the new payload
     assert notice(browser) == f"Requeued job {job['id']}."
     record = live.services.jobs.get(job["id"])
