@@ -79,7 +79,8 @@ def cli():
 @click.option("--workers", type=int, default=2, show_default=True, help="gunicorn worker processes.")
 @click.option("--threads", type=int, default=8, show_default=True, help="Threads per worker.")
 def web(host, port, workers, threads):
-    """Serve the HTTP API: /health, /metrics, /api/v1 and /admin/queues (gunicorn)."""
+    """Serve the HTTP API: /health, /metrics, /api/v1, the console at /admin/ and
+    /admin/queues (gunicorn)."""
     settings = _settings()
     registry = _checked_registry(settings)
     from .webserver import BindError, check_bind, serve
@@ -265,6 +266,7 @@ def dev():
         "scheduler-service dev is starting:",
         f"  health      {base}/health",
         f"  metrics     {base}/metrics",
+        f"  console     {base}/admin/",
         f"  dashboard   {base}/admin/queues/",
         f"  job API     {base}/api/v1/jobs  (Authorization: Bearer "
         + ("dev-token)" if settings.scheduler_api_token == DEFAULT_DEV_API_TOKEN else "<SCHEDULER_API_TOKEN>)"),
@@ -332,6 +334,11 @@ def plugins_command(as_json):
     click.echo("job types:")
     for name, jt in data["jobTypes"].items():
         click.echo(f"  {name:32} plugin={jt['plugin']} priority={jt['priority']}")
+
+
+from .ops_cli import register_operator_commands  # noqa: E402 - the operator commands
+
+register_operator_commands(cli)
 
 
 def main():

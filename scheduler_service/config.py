@@ -332,12 +332,13 @@ FIELDS: tuple[Field, ...] = (
           "How late a sweep tick may still run (missed ticks coalesce into one run); keep it "
           "above CRON_LEADER_TTL_S so a tick due during a leader hand-over still runs."),
     Field("ADMIN_DASHBOARD_ENABLED", "admin_dashboard_enabled", _bool, None,
-          "Serve the queue dashboard at /admin/queues. Defaults to true outside production, "
-          "false in production."),
+          "Serve the scheduler console at /admin/ and the queue dashboard at /admin/queues. "
+          "Defaults to true outside production, false in production."),
     Field("ADMIN_DASHBOARD_USER", "admin_dashboard_user", _text, None,
-          "Basic-auth user of the dashboard; required with the password in production."),
+          "Basic-auth user of the console and the dashboard (the actor of the console's "
+          "changes); required with the password in production."),
     Field("ADMIN_DASHBOARD_PASSWORD", "admin_dashboard_password", _text, None,
-          "Basic-auth password of the dashboard.", secret=True),
+          "Basic-auth password of the console and the dashboard.", secret=True),
     Field("SCHEDULER_SUPERVISOR_PID", "supervisor_pid", _int(1), None,
           "Set by `run`, `dev` and a multi-process `worker` on the processes they start; a "
           "process whose parent is no longer that pid stops itself within about a second. "

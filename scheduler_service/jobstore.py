@@ -225,6 +225,14 @@ class JobStore:
         raw = self.redis.hgetall(self.key("job", job_id))
         return _record(raw) if raw else None
 
+    def get_many(self, job_ids) -> dict[str, dict]:
+        """``{id: public record}`` of the jobs that exist among ``job_ids``, in one round trip."""
+        ids = list(job_ids)
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.hgetall(self.key("job", job_id))
+        return {job_id: _record(raw) for job_id, raw in zip(ids, pipe.execute()) if raw}
+
     def get_internal(self, job_id: str, *fields) -> list:
         return [v.decode() if isinstance(v, bytes) else v
                 for v in self.redis.hmget(self.key("job", job_id), *fields)]
@@ -439,6 +447,29 @@ class JobStore:
     def next_wall_due(self) -> int | None:
         first = self.redis.zrange(self.wall_timers, 0, 0, withscores=True)
         return int(first[0][1]) if first else None
+
+    def waiting_timers(self, campaign_id: str | None = None, limit: int = 50) -> tuple[int, list]:
+        """The timers of the wall clock (``campaign_id`` None) or of one campaign's world clock.
+
+        Returns:
+            ``(how many wait, [(job id, due epoch ms)] of the first ``limit``, soonest first)``.
+        """
+        key = self.wall_timers if campaign_id is None else self.world_timers(campaign_id)
+        if limit <= 0:
+            return int(self.redis.zcard(key)), []
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zcard(key)
+        pipe.zrange(key, 0, limit - 1, withscores=True)
+        total, first = pipe.execute()
+        return int(total), [(job_id.decode(), int(due)) for job_id, due in first]
+
+    def count_by_state(self) -> dict[str, int]:
+        """``{state: jobs}`` from the listing indexes (ids of expired records count until
+        :meth:`prune_indexes` drops them)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for state in STATES:
+            pipe.zcard(self.key("jobs", "state", state))
+        return dict(zip(STATES, (int(n) for n in pipe.execute())))
 
     def remember_world_time(self, campaign_id: str, world_ms: int) -> bool:
         """Keep the newest world time seen for a campaign: one atomic compare-and-set, so

@@ -64,3 +64,24 @@ class _Proxy:
 
     def __getattr__(self, name):
         return self._overrides.get(name) or getattr(self._client, name)
+
+
+def test_waiting_timers_counts_by_state_and_many_records_in_one_read(services):
+    now = [4_102_444_800_000]
+    store = make_store(services, now)
+    wall = [build_job(services.registry, "PING", "c1") for _ in range(3)]
+    for i, job in enumerate(wall):
+        store.create(job, run_at_ms=now[0] + (3 - i) * 60_000)
+    world = build_job(services.registry, "PING", "c2")
+    store.create(world, run_at_world_ms=1_000)
+    store.create(build_job(services.registry, "PING", "c1"))  # due now: queued, no timer
+    # Then the wall timers come soonest first, each clock on its own
+    total, first = store.waiting_timers(limit=2)
+    assert total == 3 and first == [(wall[2]["id"], now[0] + 60_000), (wall[1]["id"], now[0] + 120_000)]
+    assert store.waiting_timers(limit=0) == (3, [])
+    assert store.waiting_timers("c2") == (1, [(world["id"], 1_000)])
+    assert store.count_by_state() == {"scheduled": 4, "queued": 1, "running": 0, "succeeded": 0,
+                                      "failed": 0, "dead": 0, "cancelled": 0}
+    records = store.get_many([wall[0]["id"], "missing", world["id"]])
+    assert set(records) == {wall[0]["id"], world["id"]}
+    assert records[world["id"]]["campaignId"] == "c2"

@@ -10,6 +10,7 @@ Keys (all under ``REDIS_NAMESPACE``):
 * ``cron:run:{sweep}`` — hash: the last run (start, duration, outcome, error, tick,
   job, trigger), the last tick enqueued and the job it created; the last tick only
   moves forward, by one Lua call, however many leaders (a stale one included) write it;
+* ``cron:runs:{sweep}`` — list: the latest runs, newest first (``RUNS_KEPT`` of them);
 * ``cron:stats`` — hash: run counts per sweep and outcome (the metrics read it);
 * ``cron:replicas`` — hash: each replica's last heartbeat, role and applied version.
 
@@ -32,6 +33,8 @@ from .expr import from_ms, next_fire_times, parse_cron
 
 #: Changes kept per sweep in its history.
 HISTORY_LIMIT = 1000
+#: Runs kept per sweep in its run log (the console lists them).
+RUNS_KEPT = 50
 #: Overlap policies: ``skip`` a tick while the previous tick's job is unfinished, or ``allow``.
 OVERLAP_POLICIES = ("skip", "allow")
 DEFAULT_OVERLAP = "skip"
@@ -249,6 +252,8 @@ class ScheduleStore:
             fields["last.jobId"] = ""
         pipe = self.redis.pipeline()
         pipe.hset(self.key("run", name), mapping=fields)
+        pipe.lpush(self.key("runs", name), json.dumps({**run, "jobId": job_id}))
+        pipe.ltrim(self.key("runs", name), 0, RUNS_KEPT - 1)
         if tick_ms is not None:
             self._advance_tick(keys=[self.key("run", name)], args=[int(tick_ms)], client=pipe)
         if count:
@@ -285,6 +290,19 @@ class ScheduleStore:
             "trigger": raw.get("last.trigger") or None,
             "detail": raw.get("last.detail") or None,
         }
+
+    def recent_runs(self, name: str, limit: int = RUNS_KEPT) -> list[dict]:
+        """The sweep's latest runs, newest first, each shaped like :meth:`last_run`."""
+        out = []
+        for raw in self.redis.lrange(self.key("runs", name), 0, limit - 1):
+            run = json.loads(raw)
+            out.append({
+                "start": iso_ms(run.get("start")), "durationMs": float(run.get("durationMs") or 0),
+                "outcome": run.get("outcome"), "error": run.get("error") or None,
+                "tick": iso_ms(run.get("tick")), "jobId": run.get("jobId") or None,
+                "trigger": run.get("trigger") or None, "detail": run.get("detail") or None,
+            })
+        return out
 
     def last_started_ms(self, name: str) -> int | None:
         started = self.redis.hget(self.key("run", name), "last.start")

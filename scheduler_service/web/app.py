@@ -46,5 +46,8 @@ def create_app(settings=None, services=None) -> Flask:
     app.register_blueprint(recurring_api.bp)
     metrics.init_metrics(app, services)
     if settings.admin_dashboard_enabled:
+        from .console import init_console
+
+        init_console(app)
         mount_dashboard(app, services)
     return app

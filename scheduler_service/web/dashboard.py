@@ -1,6 +1,9 @@
 """dramatiq-dashboard at ``/admin/queues``, optionally behind HTTP basic auth.
 
-The dashboard's own routes need the trailing slash, so the bare path redirects.
+The dashboard's own routes need the trailing slash, so the bare path redirects. The
+scheduler console at ``/admin/`` (:mod:`scheduler_service.web.console`) sits behind the same
+credentials (:func:`dashboard_credentials`, :func:`basic_auth_user`), and the dashboard's
+navigation bar links to it.
 """
 
 from __future__ import annotations
@@ -9,9 +12,14 @@ import base64
 import binascii
 import hmac
 
+import jinja2
 from dramatiq_dashboard import DashboardApp
 
 PREFIX = "/admin/queues"
+#: Where the scheduler console lives; the dashboard's navigation links there.
+CONSOLE_PATH = "/admin/"
+#: Realm of the basic-auth challenge, shared with the console so one sign-in serves both.
+REALM = "scheduler dashboard"
 
 
 class DashboardMount:
@@ -29,7 +37,7 @@ class DashboardMount:
             return self.app(environ, start_response)
         if self.credentials and not self._authorized(environ):
             start_response("401 Unauthorized", [
-                ("WWW-Authenticate", 'Basic realm="scheduler dashboard", charset="UTF-8"'),
+                ("WWW-Authenticate", f'Basic realm="{REALM}", charset="UTF-8"'),
                 ("Content-Type", "text/plain; charset=utf-8"),
             ])
             return [b"authentication required\n"]
@@ -42,24 +50,55 @@ class DashboardMount:
         return self.dashboard({**environ, "PATH_INFO": path[len(self.prefix):]}, start_response)
 
     def _authorized(self, environ) -> bool:
-        header = environ.get("HTTP_AUTHORIZATION", "")
-        scheme, _, encoded = header.partition(" ")
-        if scheme.lower() != "basic":
-            return False
-        try:
-            user, _, password = base64.b64decode(encoded, validate=True).decode("utf-8").partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            return False
-        want_user, want_password = self.credentials
-        return (hmac.compare_digest(user.encode(), want_user.encode())
-                & hmac.compare_digest(password.encode(), want_password.encode()))
+        return basic_auth_user(environ.get("HTTP_AUTHORIZATION", ""), self.credentials) is not None
 
 
-def mount_dashboard(app, services, prefix=PREFIX):
+def dashboard_credentials(settings) -> tuple[str, str] | None:
+    """``(user, password)`` of the dashboard and the console, or None when they are open."""
+    if settings.admin_dashboard_user is None:
+        return None
+    return settings.admin_dashboard_user, settings.admin_dashboard_password
+
+
+def basic_auth_user(header: str, credentials: tuple[str, str]) -> str | None:
+    """The user an ``Authorization: Basic ...`` header signs in, when it matches ``credentials``."""
+    scheme, _, encoded = (header or "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        user, _, password = base64.b64decode(encoded, validate=True).decode("utf-8").partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    want_user, want_password = credentials
+    if (hmac.compare_digest(user.encode(), want_user.encode())
+            & hmac.compare_digest(password.encode(), want_password.encode())):
+        return user
+    return None
+
+
+class _ConsoleLinkLoader(jinja2.BaseLoader):
+    """The dashboard's own templates, with a link to the console added to its navigation bar.
+
+    Should a later dashboard change the markup this looks for, its pages stay as they are.
+    """
+
+    NAV = '{{ nav_item("Dashboard", "") }}'
+
+    def __init__(self, loader, console_path):
+        self.loader = loader
+        self.link = (f'<li class="nav__items__item"><a href="{console_path}">'
+                     "Scheduler console</a></li>")
+
+    def get_source(self, environment, template):
+        source, filename, uptodate = self.loader.get_source(environment, template)
+        if template == "_base.html":
+            source = source.replace(self.NAV, self.NAV + self.link, 1)
+        return source, filename, uptodate
+
+
+def mount_dashboard(app, services, prefix=PREFIX, console_path=CONSOLE_PATH):
     """Mount the dashboard on ``app``; basic auth when a user and password are configured."""
-    settings = services.settings
-    credentials = None
-    if settings.admin_dashboard_user is not None:
-        credentials = (settings.admin_dashboard_user, settings.admin_dashboard_password)
     dashboard = DashboardApp(services.broker, prefix)
-    app.wsgi_app = DashboardMount(app.wsgi_app, dashboard, prefix, credentials)
+    dashboard.templates.loader = _ConsoleLinkLoader(dashboard.templates.loader, console_path)
+    app.wsgi_app = DashboardMount(app.wsgi_app, dashboard, prefix,
+                                  dashboard_credentials(services.settings))

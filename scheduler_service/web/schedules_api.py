@@ -97,12 +97,30 @@ def patch_schedule(name, body: PatchSchedule):
            "Enqueue the sweep's job now (whether enabled or not, whatever the overlap policy)",
            responses={201: ScheduleRun, 500: Error}, tag="schedules")
 def run_schedule(name):
-    store = _store()
-    sweep = _services().registry.sweeps[_known(name)]
-    actor = _actor()
+    try:
+        job = run_sweep_now(_services(), _store(), _known(name), _actor())
+    except SweepRunFailed as e:
+        raise ApiError(500, "SWEEP_FAILED", str(e)) from e.__cause__
+    return jsonify({"schedule": name, "job": job}), 201
+
+
+class SweepRunFailed(Exception):
+    """A manual run could not enqueue the sweep's job (recorded as a failed run)."""
+
+
+def run_sweep_now(services, store: ScheduleStore, name: str, actor: str) -> dict:
+    """Enqueue a sweep's job now and record the run and who asked (the REST API and the console).
+
+    Returns:
+        The job enqueued.
+
+    Raises:
+        SweepRunFailed: the job could not be enqueued; the run is recorded as failed.
+    """
+    sweep = services.registry.sweeps[name]
     started, t0 = now_ms(), time.perf_counter()
     try:
-        job, _ = send_job(_services(), sweep.job_type, sweep.campaign_id, dict(sweep.payload))
+        job, _ = send_job(services, sweep.job_type, sweep.campaign_id, dict(sweep.payload))
     except Exception as e:
         message = f"{type(e).__name__}: {e}"
         store.record_run(name, {"start": started, "durationMs": _ms_since(t0), "outcome": "failed",
@@ -110,14 +128,14 @@ def run_schedule(name):
                                 "detail": f"run by {actor}"})
         logger.error("manual sweep run failed: %s", message, extra={
             "sweep": name, "alert": "cron_sweep_failed", "actor": actor})
-        raise ApiError(500, "SWEEP_FAILED", f"the sweep could not enqueue its job: {message}") from e
+        raise SweepRunFailed(f"the sweep could not enqueue its job: {message}") from e
     store.record_run(name, {"start": started, "durationMs": _ms_since(t0), "outcome": "enqueued",
                             "error": None, "tick": None, "trigger": "manual",
                             "detail": f"run by {actor}"}, job_id=job["id"])
     store.add_history(name, "run", None, job["id"], actor)
     logger.info("sweep run: enqueued (manual)", extra={
         "sweep": name, "enqueued_job_id": job["id"], "actor": actor})
-    return jsonify({"schedule": name, "job": job}), 201
+    return job
 
 
 @api_route(bp, "GET", "/schedules/<name>/history", "Every change of a sweep: what, from, to, when, who",

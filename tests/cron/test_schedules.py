@@ -116,3 +116,18 @@ def test_advance_says_whether_it_moved_and_an_older_run_leaves_the_tick_alone(se
     # and a newer tick's run moves it on
     store.record_run(SWEEP, {**run, "tick": FIRST_TICK_MS + 3000}, tick_ms=FIRST_TICK_MS + 3000)
     assert store.run_info(SWEEP)[0] == FIRST_TICK_MS + 3000
+
+
+def test_the_run_log_keeps_the_latest_runs_newest_first(services):
+    from scheduler_service.cron.schedules import RUNS_KEPT
+
+    store = store_on(services.redis, services)
+    for i in range(RUNS_KEPT + 5):
+        store.record_run(SWEEP, {"start": FIRST_TICK_MS + i * 1000, "durationMs": i, "outcome": "enqueued",
+                                 "error": None, "tick": FIRST_TICK_MS + i * 1000, "trigger": "cron",
+                                 "detail": None}, job_id=f"job-{i}")
+    runs = store.recent_runs(SWEEP)
+    assert len(runs) == RUNS_KEPT
+    assert [r["jobId"] for r in runs[:2]] == [f"job-{RUNS_KEPT + 4}", f"job-{RUNS_KEPT + 3}"]
+    assert runs[0] == store.last_run(SWEEP)
+    assert store.recent_runs(SWEEP, 3)[-1]["jobId"] == f"job-{RUNS_KEPT + 2}"
