@@ -384,7 +384,9 @@ class JobStore:
         Returns:
             ``(jobs enqueued, timers removed)``.
         """
-        moved, seen = self._pump(keys=[timer_key], args=[self.prefix, self.clock(), max_score, limit, detail])
+        clock = "wall" if timer_key == self.wall_timers else "world"
+        moved, seen = self._pump(keys=[timer_key],
+                                 args=[self.prefix, self.clock(), max_score, limit, detail, clock])
         return moved, seen
 
     def prune_indexes(self, limit: int = 1000) -> int:
