@@ -451,9 +451,13 @@ class JobStore:
                 "rememberedMs": None if remembered is None else int(remembered),
                 "pending": int(pending), "nextDueMs": int(first[0][1]) if first else None}
 
+    def remembered_campaigns(self) -> set[str]:
+        """The campaigns whose world time the pumps have seen (one read, no scan)."""
+        return {c.decode() for c in self.redis.hkeys(self.key("worldtime"))}
+
     def world_clock_campaigns(self) -> list[str]:
         """Every campaign with a remembered world time or waiting world timers, sorted."""
-        names = {c.decode() for c in self.redis.hkeys(self.key("worldtime"))}
+        names = self.remembered_campaigns()
         prefix = self.world_timers("")
         for key in self.redis.scan_iter(match=prefix + "*", count=1000):
             names.add(key.decode()[len(prefix):])

@@ -73,6 +73,8 @@ class Family:
         labels: label names, in field order.
         doc: the help text.
         buckets: a histogram's upper bounds, in seconds.
+        zero_from: a counter whose first label's values this one reports as 0 until it
+            counts them itself (so ``rate()`` has a series from the start).
     """
 
     name: str
@@ -80,15 +82,18 @@ class Family:
     labels: tuple[str, ...]
     doc: str
     buckets: tuple[float, ...] = ()
+    zero_from: str | None = None
 
 
 JOB_ATTEMPTS = Family("scheduler_job_attempts", "counter", ("type", "outcome"),
                       "Job attempts by job type and outcome: succeeded, failed (a retry is "
                       "scheduled), dead (dead-lettered), deferred (the API circuit was open).")
 JOB_RETRIES = Family("scheduler_job_retries", "counter", ("type",),
-                     "Failed attempts for which another attempt was scheduled.")
+                     "Failed attempts for which another attempt was scheduled.",
+                     zero_from=JOB_ATTEMPTS.name)
 JOB_DEAD_LETTERS = Family("scheduler_job_dead_letters", "counter", ("type",),
-                          "Jobs dead-lettered (retries spent or a permanent error).")
+                          "Jobs dead-lettered (retries spent or a permanent error).",
+                          zero_from=JOB_ATTEMPTS.name)
 JOB_DURATION = Family("scheduler_job_duration_seconds", "histogram", ("type",),
                       "Time a worker spent on one job attempt, by job type.", JOB_DURATION_BUCKETS)
 TIMER_PROMOTIONS = Family("scheduler_timer_promotions", "counter", ("clock",),
@@ -109,7 +114,7 @@ API_CALLS = Family("scheduler_api_calls", "counter", ("operation", "outcome"),
                    "bad_input, unauthenticated, forbidden, transient, circuit_open, error), "
                    "from every process.")
 API_RETRIES = Family("scheduler_api_retries", "counter", ("operation",),
-                     "Retries of transient API failures by operation.")
+                     "Retries of transient API failures by operation.", zero_from=API_CALLS.name)
 API_DURATION = Family("scheduler_api_request_duration_seconds", "histogram", ("operation",),
                       "Duration of one HTTP request to the main API, by operation.",
                       API_DURATION_BUCKETS)

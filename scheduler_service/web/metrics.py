@@ -41,8 +41,9 @@ MULTIPROCESS_DIR_KEY = "web_metrics_dir"
 LIVE_STATES = ("scheduled", "queued", "running", "failed")
 #: Campaigns with the most waiting world timers shown one by one.
 TOP_CAMPAIGNS = 20
-#: Seconds the list of campaigns with world timers is reused between scrapes.
-CAMPAIGNS_CACHE_S = 60.0
+#: Seconds between two scans of the keyspace for campaigns with world timers; those whose
+#: world time was seen are read at every scrape.
+CAMPAIGNS_SCAN_S = 300.0
 
 
 class QueueCollector:
@@ -102,6 +103,9 @@ class RecordedCollector:
             else:
                 cls = CounterMetricFamily if family.kind == "counter" else GaugeMetricFamily
                 out = cls(family.name, family.doc, labels=list(family.labels))
+                if family.zero_from:
+                    seen = {f.split("|")[0] for f in raw.get(family.zero_from, {})}
+                    values = {**{name: "0" for name in seen}, **values}
                 for field, value in sorted(values.items()):
                     labels = field.split("|") if family.labels else []
                     if len(labels) == len(family.labels):
@@ -121,12 +125,13 @@ class JobsCollector:
         self._campaigns_at = float("-inf")
 
     def _world_campaigns(self) -> list[str]:
-        # Found with a SCAN of the keyspace: reused for a minute rather than done per scrape.
+        # Campaigns whose clock was never seen are only found by a SCAN of the keyspace:
+        # done every few minutes rather than at each scrape.
         now = time.monotonic()
-        if now - self._campaigns_at > CAMPAIGNS_CACHE_S:
+        if now - self._campaigns_at > CAMPAIGNS_SCAN_S:
             self._campaigns = self.services.jobs.world_clock_campaigns()
             self._campaigns_at = now
-        return self._campaigns
+        return sorted(set(self._campaigns) | self.services.jobs.remembered_campaigns())
 
     def collect(self):
         jobs = GaugeMetricFamily("scheduler_jobs", "Jobs by state (scheduled, queued, running, "
