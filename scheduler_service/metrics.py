@@ -41,7 +41,7 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 logger = logging.getLogger(__name__)
 
@@ -215,9 +215,9 @@ end
     .replace("SWEEP_FAILURES", SWEEP_FAILURES_IN_A_ROW.name)
 
 
-@dataclass(frozen=True)
-class Attempt:
-    """What the worker observed of one job attempt, for the metrics and the alerts."""
+class Attempt(NamedTuple):
+    """What the worker observed of one job attempt, for the metrics and the alerts (a tuple:
+    one is made per job on the acknowledgement path)."""
 
     job_id: str
     job_type: str
@@ -233,6 +233,24 @@ ATTEMPT_OUTCOMES = {"succeeded": "succeeded", "failed": "failed", "dead": "dead"
                     "scheduled": "deferred"}
 
 
+#: ``(job type, state, bucket) -> (the (key, field) pairs an attempt adds 1 to, the
+#: (key, field) of its duration sum)``, built once per combination.
+_JOB_FIELDS: dict[tuple[str, str, int], tuple[tuple, tuple]] = {}
+
+
+def _job_fields(job_type: str, to: str, bucket: int) -> tuple[tuple, tuple]:
+    outcome = ATTEMPT_OUTCOMES[to]
+    label = label_field([job_type])
+    duration_key = f"metrics:{JOB_DURATION.name}"
+    ones = [(f"metrics:{JOB_ATTEMPTS.name}", f"{label}{SEP}{outcome}"),
+            (duration_key, f"{label}{SEP}{bucket}")]
+    if outcome == "failed":
+        ones.append((f"metrics:{JOB_RETRIES.name}", label))
+    elif outcome == "dead":
+        ones.append((f"metrics:{JOB_DEAD_LETTERS.name}", label))
+    return tuple(ones), (duration_key, f"{label}{SEP}sum")
+
+
 def job_deltas(attempts) -> list:
     """The ARGV tail the acknowledgement script applies (``apply_deltas``) for a batch.
 
@@ -240,22 +258,20 @@ def job_deltas(attempts) -> list:
     ``[n, (key, field, amount) * n, m, (key, field, float amount) * m]`` with keys
     relative to the prefix.
     """
-    ints: dict[tuple[str, str], int] = defaultdict(int)
-    sums: dict[tuple[str, str], float] = defaultdict(float)
-    attempts_key, retries_key = f"metrics:{JOB_ATTEMPTS.name}", f"metrics:{JOB_RETRIES.name}"
-    dead_key, duration_key = f"metrics:{JOB_DEAD_LETTERS.name}", f"metrics:{JOB_DURATION.name}"
+    ints: dict[tuple[str, str], int] = {}
+    sums: dict[tuple[str, str], float] = {}
+    bisect_left = bisect.bisect_left
     for a in attempts:
-        outcome = ATTEMPT_OUTCOMES.get(a.to)
-        if outcome is None:
+        if a.to not in ATTEMPT_OUTCOMES:
             continue
-        job_type = label_field([a.job_type])
-        ints[(attempts_key, f"{job_type}{SEP}{outcome}")] += 1
-        if outcome == "failed":
-            ints[(retries_key, job_type)] += 1
-        elif outcome == "dead":
-            ints[(dead_key, job_type)] += 1
-        ints[(duration_key, f"{job_type}{SEP}{bucket_index(JOB_DURATION_BUCKETS, a.seconds)}")] += 1
-        sums[(duration_key, f"{job_type}{SEP}sum")] += a.seconds
+        combination = (a.job_type, a.to, bisect_left(JOB_DURATION_BUCKETS, a.seconds))
+        fields = _JOB_FIELDS.get(combination)
+        if fields is None:
+            fields = _JOB_FIELDS[combination] = _job_fields(*combination)
+        ones, total = fields
+        for pair in ones:
+            ints[pair] = ints.get(pair, 0) + 1
+        sums[total] = sums.get(total, 0.0) + a.seconds
     out: list = [len(ints)]
     for (key, field), n in ints.items():
         out += [key, field, n]
@@ -324,6 +340,8 @@ class Recorder:
             with self._lock:
                 ints, self._ints = self._ints, defaultdict(int)
                 sums, self._sums = self._sums, defaultdict(float)
+            if not ints and not sums and self.breaker_state is None:
+                return True
             pipe = self.redis.pipeline(transaction=False)
             for (key, field), n in ints.items():
                 pipe.hincrby(key, field, n)
@@ -332,8 +350,6 @@ class Recorder:
             if self.breaker_state is not None:
                 pipe.hset(processes_key(self.prefix), self.identity,
                           json.dumps({"breaker": self.breaker_state(), "seen": self.clock()}))
-            if not ints and not sums and self.breaker_state is None:
-                return True
             try:
                 pipe.execute()
                 return True
@@ -354,7 +370,9 @@ class Recorder:
         return self
 
     def stop(self) -> None:
-        """Stop the thread after a last write."""
+        """Stop the thread after a last write (once; later calls do nothing)."""
+        if self._stop.is_set():
+            return
         self._stop.set()
         self._wake.set()
         if self._thread is not None and self._thread is not threading.current_thread():

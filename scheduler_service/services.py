@@ -39,7 +39,9 @@ class Services:
         return queueing.all_queue_names()
 
     def close(self):
-        """Release connections (the broker's pool and ours)."""
+        """Release connections (the broker's pool and ours), the metrics written first."""
+        if "metrics" in self.extras:
+            self.extras["metrics"].stop()
         try:
             self.broker.close()
         finally:

@@ -246,3 +246,14 @@ def test_every_metric_of_the_dashboard_and_the_alert_rules_is_exported(live):
     # and the dead letter reached the webhook
     wait_for(lambda: live.receiver.of_kind("job_dead"), timeout=30,
              message="the dead-letter alert at the webhook")
+
+
+def test_every_exported_family_is_documented(live):
+    page = (ROOT / "docs" / "metrics.rst").read_text()
+    documented = set(re.findall(r"``([a-z_]+)(?:\{[^}]*\})?``", page))
+    exported = set()
+    for family in text_string_to_metric_families(
+            requests.get(f"{live.base}/metrics", timeout=30).text):
+        exported.add(family.name + ("_total" if family.type == "counter" else "")
+                     + ("_info" if family.type == "info" else ""))
+    assert exported - documented == set()
