@@ -381,6 +381,9 @@ class JobStore:
     def pump(self, timer_key: str, max_score: int, limit: int = 1000, detail="due") -> tuple[int, int]:
         """Promote up to ``limit`` timers due at ``max_score`` into their queues.
 
+        The same call counts the promotions of the timer's clock in the metrics, and for
+        wall timers how late each one was (see :mod:`scheduler_service.metrics`).
+
         Returns:
             ``(jobs enqueued, timers removed)``.
         """

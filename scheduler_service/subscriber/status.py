@@ -5,9 +5,9 @@ Keys (under ``REDIS_NAMESPACE``):
 * ``subscriber:instances`` — hash: instance id → JSON ``{"state", "since", "heartbeat",
   "lastMessageAt", "host", "pid"}``; a subscriber refreshes its entry every few seconds
   and removes it when it stops cleanly;
-* ``subscriber:stats`` — hash of counters shared by every replica (messages received and
-  invalid by event, reconnects, deduplicated world-time messages, reaction errors) and
-  ``lastMessageAt``.
+* ``subscriber:stats`` — hash of counters shared by every replica (messages received,
+  invalid and by outcome per event, reconnects, deduplicated world-time messages, reaction
+  errors) and ``lastMessageAt``.
 
 The ``subscriber`` health component and the ``scheduler_subscriber_*`` metrics read them.
 """
