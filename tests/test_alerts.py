@@ -199,7 +199,7 @@ def test_sweep_failures_alert_from_the_second_in_a_row_and_on_each_new_one(alert
 def test_leadership_changing_hands_between_two_cron_processes_alerts(child_env, services,
                                                                       receiver, tmp_path):
     env = child_env("sample", REDIS_NAMESPACE=services.settings.redis_namespace,
-                    ALERT_WEBHOOK_URL=receiver.url, CRON_LEADER_TTL_S=1)
+                    ALERT_WEBHOOK_URL=receiver.url, CRON_LEADER_TTL_S=3)
     procs = []
     for i in range(2):
         with open(tmp_path / f"cron-{i}.log", "wb") as log:
@@ -254,10 +254,13 @@ def test_the_subscriber_alerts_once_per_outage_after_the_threshold(alerting):
 
 # -- a bad webhook and the jobs ------------------------------------------------------------------
 
-def test_a_hanging_webhook_never_slows_job_processing(make_settings, redis_client):
-    # Given a webhook that never answers (each POST waits out the 2 s timeout) and no cooldown
+@pytest.mark.parametrize("webhook", ["hangs", "refuses"])
+def test_a_bad_webhook_never_slows_job_processing(webhook, make_settings, redis_client):
+    # Given a webhook that never answers (each POST waits out the 2 s timeout), or a port
+    # nobody listens on, and no cooldown
     hanging = AlertReceiver("hang").start()
-    services = build_services(make_settings(ALERT_WEBHOOK_URL=hanging.url, ALERT_COOLDOWN_S=0))
+    url = hanging.url if webhook == "hangs" else f"http://127.0.0.1:{free_port()}/alerts"
+    services = build_services(make_settings(ALERT_WEBHOOK_URL=url, ALERT_COOLDOWN_S=0))
     try:
         with running_worker(services, threads=2):
             # When 30 jobs die (30 alerts: a minute of webhook time if sent inline) among others
@@ -268,7 +271,12 @@ def test_a_hanging_webhook_never_slows_job_processing(make_settings, redis_clien
             wait_for(lambda: finished(services, ids), timeout=20, message="every job to finish")
         states = [services.jobs.get(i)["state"] for i in ids]
         assert states == ["dead"] * 30 + ["succeeded"] * 30
-        wait_for(lambda: hanging.bodies, message="the webhook to be tried")
+        if webhook == "hangs":
+            wait_for(lambda: hanging.bodies, message="the webhook to be tried")
+        else:
+            get_alerter(services).drain()
+            get_recorder(services).flush()
+            assert counted(services).get("job_dead|failed", 0) >= 1
     finally:
         hanging.stop()
         services.close()
