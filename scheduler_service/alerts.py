@@ -40,7 +40,8 @@ from typing import Callable
 
 import requests
 
-from .metrics import ALERTS, get_recorder
+from .metrics import ALERTS
+from .recorder import get_recorder
 
 logger = logging.getLogger(__name__)
 

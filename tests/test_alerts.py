@@ -19,7 +19,8 @@ from scheduler_service.cron.status import schedule_store
 from scheduler_service.dispatch import send_job
 from scheduler_service.embedded_redis import free_port
 from scheduler_service.jobstore import TERMINAL
-from scheduler_service.metrics import ALERTS, family_key, get_recorder
+from scheduler_service.metrics import ALERTS, family_key
+from scheduler_service.recorder import get_recorder
 from scheduler_service.services import build_services
 from scheduler_service.subscriber import Subscriber
 

@@ -10,9 +10,10 @@ from scheduler_service.dispatch import send_job
 from scheduler_service.embedded_redis import free_port
 from scheduler_service.jobstore import TERMINAL
 from scheduler_service.metrics import (
-    API_CALLS, API_DURATION, JOB_DURATION, JOB_DURATION_BUCKETS, Attempt, Recorder, bucket_index,
+    API_CALLS, API_DURATION, JOB_DURATION, JOB_DURATION_BUCKETS, Attempt, bucket_index,
     histogram_series, job_deltas, read_families, sweep_failed,
 )
+from scheduler_service.recorder import Recorder
 from scheduler_service.timers import pump_wall, pump_world
 from scheduler_service.web import create_app
 from prometheus_client.parser import text_string_to_metric_families

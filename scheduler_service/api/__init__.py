@@ -53,7 +53,8 @@ def use_api_client(services, client: "ApiClient") -> "ApiClient":
     """Make ``client`` the process's API client: its calls and request durations recorded in
     the metrics every process shares, its breaker's state reported, its openings alerted."""
     from ..alerts import get_alerter
-    from ..metrics import API_CIRCUIT_OPENED, get_recorder
+    from ..metrics import API_CIRCUIT_OPENED
+    from ..recorder import get_recorder
 
     recorder = get_recorder(services)
     client.stats.recorder = recorder

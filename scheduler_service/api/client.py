@@ -76,7 +76,7 @@ def outcome_of(error: BaseException | None) -> str:
 class CallStats:
     """Thread-safe counters of calls by (operation, outcome) and of retries by operation.
 
-    With a ``recorder`` (:class:`scheduler_service.metrics.Recorder`, attached by
+    With a ``recorder`` (:class:`scheduler_service.recorder.Recorder`, attached by
     :func:`scheduler_service.api.use_api_client`) each call, retry and request duration is
     also recorded in the metrics every process shares.
     """

@@ -25,11 +25,12 @@ from prometheus_client.core import (
 )
 from prometheus_flask_exporter import PrometheusMetrics
 
-from .. import __version__, queueing
+from .. import __version__
 from ..api.health import ApiCollector
 from ..cron.status import CronCollector
 from ..health import run_checks
-from ..metrics import FAMILIES, get_recorder, histogram_series, read_families
+from ..metrics import FAMILIES, histogram_series, read_families
+from ..recorder import get_recorder
 from ..subscriber.status import SubscriberCollector
 from ..wire import heartbeats_key, queue_stats
 
