@@ -161,7 +161,8 @@ def test_consecutive_scrapes_never_go_backwards_across_two_gunicorn_workers(live
     # Given the web process of the group with its two gunicorn workers
     (web,) = [p for p in _children(live.proc.pid)
               if Path(f"/proc/{p}/cmdline").read_bytes().endswith(b"\x00web\x00")]
-    workers = _children(web)
+    workers = wait_for(lambda: len(_children(web)) == 2 and _children(web), timeout=30,
+                       message="both gunicorn workers to boot")
     first = live.metrics()
     first_http = sum(v for (name, _), v in first.items() if name == "flask_http_request_total")
 
