@@ -1,4 +1,5 @@
-# One image for every role: `scheduler-service web|worker|run|...` picks it at run time.
+# One image for every role: `scheduler-service web|worker|cron|subscriber|run|...` picks it
+# at run time (docker-compose.yml runs each role as a service of its own).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -6,10 +7,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     SCHEDULER_ENV=production \
     HOST=0.0.0.0 \
-    PORT=9266
+    PORT=9266 \
+    DATA_DIR=/data
 
 WORKDIR /app
-RUN useradd --system --uid 10001 --home /app scheduler
+RUN useradd --system --uid 10001 --home /app scheduler && \
+    mkdir -p /data && chown scheduler:scheduler /data
 
 COPY setup.cfg setup.py README.rst ./
 COPY scheduler_service ./scheduler_service
@@ -19,7 +22,8 @@ RUN pip install . && \
 
 USER scheduler
 EXPOSE 9266
-HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-    CMD python -c "import urllib.request,os; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('PORT','9266'), timeout=4)" || exit 1
+# The web role's check; compose gives every other role its own (`healthcheck --role ROLE`).
+HEALTHCHECK --interval=30s --timeout=10s --start-period=20s --retries=3 \
+    CMD ["scheduler-service", "healthcheck", "--role", "web"]
 ENTRYPOINT ["scheduler-service"]
 CMD ["web"]

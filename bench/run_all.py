@@ -43,10 +43,11 @@ import _results  # noqa: E402  (bench/ is the script's own folder, first on sys.
 SIZES = {
     "throughput": (["--jobs", "20000", "--rss-jobs", "100000", "--rounds", "2"], 300),
     "timers": (["--sparse-seconds", "10", "--pending", "20000"], 150),
-    "web": (["--clients", "50", "--warmup", "2", "--seconds", "10"], 90),
+    "web": (["--clients", "50", "--warmup", "2", "--seconds", "6", "--rounds", "3"], 100),
     "api_client": (["--seconds", "6", "--rounds", "3"], 60),
     "expiration": (["--events", "8000", "--campaigns", "8", "--rounds", "2"], 150),
     "growth": (["--settlements", "2000"], 150),
+    "recurring": (["--recurrences", "2000"], 120),
 }
 #: A bench missing from SIZES runs with its defaults and this time limit.
 DEFAULT_LIMIT_S = 120

@@ -28,10 +28,14 @@ from dramatiq.middleware import CurrentMessage, ShutdownNotifications, TimeLimit
 
 from . import queueing
 from .errors import CircuitOpen, PermanentError
-from .lifecycle import JobRecords
+from .lifecycle import JobRecords, job_id_of
+from .redis_client import connect
 from .wire import DELAY_SUFFIX
 
 logger = logging.getLogger(__name__)
+
+#: Seconds between the heartbeats of a draining consumer (well inside any heartbeat timeout).
+DRAINING_HEARTBEAT_S = 1.0
 
 
 class _JobConsumer(_RedisConsumer):
@@ -50,11 +54,14 @@ class _JobConsumer(_RedisConsumer):
         self._room = threading.Event()
         self._refill_at = max(1, prefetch // 2)
         self._settler: _Settler | None = None
+        self._beat_at = 0.0
 
     def __next__(self):
         if self.records is None:
             return super().__next__()
         try:
+            if self.broker.draining:
+                return self._idle_while_draining()
             while True:
                 if self.message_cache:
                     self.misses = 0
@@ -78,6 +85,16 @@ class _JobConsumer(_RedisConsumer):
         except redis.ConnectionError as e:
             raise ConnectionClosed(e) from None
 
+    def _idle_while_draining(self):
+        """A stopping worker fetches nothing more, but keeps its heartbeat fresh (a fetch of
+        no message), so that no other worker takes its jobs in progress for abandoned."""
+        now = time.monotonic()
+        if now >= self._beat_at:
+            self.records.fetch(self.broker, self.queue_name, 0)
+            self._beat_at = now + DRAINING_HEARTBEAT_S
+        self._room.wait(self.timeout / 1000)
+        return None
+
     def ack(self, message):
         self._settle(message, reject=False)
 
@@ -88,6 +105,12 @@ class _JobConsumer(_RedisConsumer):
         if self.records is None:
             return super().nack(message) if reject else super().ack(message)
         try:
+            if message.options.get("redis_message_id") in self.broker.handed_back:
+                # Given back to the queue at shutdown while it still ran: another worker
+                # runs it, so this attempt's end must not be written.
+                logger.warning("job %s ended after it was handed back; this outcome is dropped",
+                               job_id_of(message), extra={"job_id": job_id_of(message)})
+                return
             if self._settler is None:
                 self._settler = _Settler(self.broker, self.queue_name)
             self._settler.add(self.records.settlement(message, reject=reject))
@@ -130,14 +153,19 @@ class _Settler:
         self._items: list = []
         self._cond = threading.Condition()
         self._stopping = False
+        self._closed = False
         self._thread = threading.Thread(target=self._run, daemon=True,
                                         name=f"acknowledgements({queue_name})")
         self._thread.start()
 
     def add(self, settlement) -> None:
         with self._cond:
-            self._items.append(settlement)
-            self._cond.notify()
+            if not self._closed:
+                self._items.append(settlement)
+                self._cond.notify()
+                return
+        # A job that ended after the writer stopped (a stopping worker): write it here.
+        self.records.settle_many(self.broker, self.queue_name, [settlement])
 
     def stop(self, timeout: float = 5.0) -> None:
         with self._cond:
@@ -151,6 +179,7 @@ class _Settler:
                 while not self._items and not self._stopping:
                     self._cond.wait()
                 if not self._items:
+                    self._closed = True
                     return
                 batch, self._items = self._items[:self.BATCH], self._items[self.BATCH:]
             while True:
@@ -169,6 +198,10 @@ class JobBroker(RedisBroker):
     def __init__(self, *, records: JobRecords | None = None, **kwargs):
         super().__init__(**kwargs)
         self.records = records
+        #: Set when the worker stops: its consumers fetch nothing more.
+        self.draining = False
+        #: Redis message ids given back to their queue while still running (at shutdown).
+        self.handed_back: set[str] = set()
 
     @property
     def consumer_class(self):
@@ -194,7 +227,8 @@ def build_broker(settings, *, client=None, records: JobRecords | None = None) ->
 
     Args:
         settings: the validated :class:`~scheduler_service.config.Settings`.
-        client: an existing redis client to share; one is built from ``REDIS_URL`` otherwise.
+        client: an existing redis client to share; one is built from the settings otherwise
+            (:func:`~scheduler_service.redis_client.connect`).
         records: the job state machine (see :mod:`scheduler_service.lifecycle`); without it
             the broker is a plain Dramatiq broker (processes that only read queues).
 
@@ -214,10 +248,9 @@ def build_broker(settings, *, client=None, records: JobRecords | None = None) ->
         maintenance_chance=settings.queue_maintenance_chance,
         dead_message_ttl=settings.queue_dead_letter_ttl_ms,
     )
-    if client is not None:
-        broker = JobBroker(records=records, client=client, **kwargs)
-    else:
-        broker = JobBroker(records=records, url=settings.redis_url, **kwargs)
+    if client is None:
+        client = connect(settings)
+    broker = JobBroker(records=records, client=client, **kwargs)
     dramatiq.set_broker(broker)
     return broker
 

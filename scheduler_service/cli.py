@@ -11,8 +11,9 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .config import DEFAULT_DEV_API_TOKEN, load_settings, redact_url
+from .config import DEFAULT_DEV_API_TOKEN, load_settings
 from .errors import ConfigError, PluginLoadError
+from .healthcheck import ROLES as HEALTH_ROLES
 from .logs import configure_logging
 
 logger = logging.getLogger(__name__)
@@ -32,9 +33,9 @@ def _settings():
         sys.exit(EXIT_CONFIG)
     configure_logging(settings)
     if settings.supervisor_pid is not None:
-        from .supervisor import watch_parent
+        from .supervisor import stop_timeout_s, watch_parent
 
-        watch_parent(settings.supervisor_pid)
+        watch_parent(settings.supervisor_pid, grace_s=stop_timeout_s(settings))
     return settings
 
 
@@ -106,12 +107,12 @@ def worker(processes, threads, queues):
     processes = processes or settings.queue_processes
     threads = threads or settings.queue_concurrency
     if processes > 1:
-        from .supervisor import Supervisor, self_command
+        from .supervisor import Supervisor, self_command, stop_timeout_s
 
         extra = [arg for q in queues for arg in ("--queues", q)]
         commands = {f"worker-{i}": self_command("worker", "--processes", "1", "--threads",
                                                 str(threads), *extra) for i in range(processes)}
-        sys.exit(Supervisor(commands).run())
+        sys.exit(Supervisor(commands, grace_s=stop_timeout_s(settings)).run())
     from .worker import run_worker
 
     sys.exit(run_worker(settings, registry, threads, queues))
@@ -186,7 +187,7 @@ def _stop_event():
 
 
 def _run_group(settings, env, extra=None):
-    from .supervisor import Supervisor, self_command
+    from .supervisor import Supervisor, self_command, stop_timeout_s
 
     commands = {
         "web": self_command("web"),
@@ -195,7 +196,7 @@ def _run_group(settings, env, extra=None):
         "subscriber": self_command("subscriber"),
         **(extra or {}),
     }
-    return Supervisor(commands, env=env).run()
+    return Supervisor(commands, env=env, grace_s=stop_timeout_s(settings)).run()
 
 
 @cli.command()
@@ -238,23 +239,24 @@ def reference_api(host, port, db, seed, threads):
 
 @cli.command()
 def dev():
-    """Development stack: an embedded Redis (unless REDIS_URL is set), the reference API
-    seeded with the demo campaigns, then `run` pointed at that API.
+    """Development stack: an embedded Redis (unless REDIS_URL or REDIS_SENTINELS is set), the
+    reference API seeded with the demo campaigns, then `run` pointed at that API.
 
     Data is kept under DATA_DIR (default .data/). Every URL is printed at start.
     """
     settings = _settings()
     _checked_registry(settings)
     from .embedded_redis import EmbeddedRedis
+    from .redis_client import describe as describe_redis
     from .supervisor import self_command
 
     env = dict(os.environ)
     env.setdefault("SCHEDULER_ENV", settings.env)
     embedded = None
-    if not settings.redis_url_explicit:
+    if not settings.redis_configured:
         embedded = EmbeddedRedis(Path(settings.data_dir) / "redis", persist=True).start()
         env["REDIS_URL"] = embedded.url
-    redis_url = env.get("REDIS_URL", settings.redis_url)
+        settings = settings.replace(redis_url=embedded.url, redis_url_explicit=True)
     api_url = f"http://127.0.0.1:{settings.reference_api_port}/graphql"
     env["API_URL"] = api_url
     env.setdefault("API_SERVICE_ACCOUNT_TOKEN", settings.reference_api_key or "")
@@ -266,7 +268,7 @@ def dev():
         f"  dashboard   {base}/admin/queues/",
         f"  job API     {base}/api/v1/jobs  (Authorization: Bearer "
         + ("dev-token)" if settings.scheduler_api_token == DEFAULT_DEV_API_TOKEN else "<SCHEDULER_API_TOKEN>)"),
-        f"  redis       {redact_url(redis_url)}" + ("  (embedded, data in %s)" % embedded.data_dir if embedded else ""),
+        f"  redis       {describe_redis(settings)}" + ("  (embedded, data in %s)" % embedded.data_dir if embedded else ""),
         f"  campaign API {api_url}  (reference API, demo seed, data in {settings.reference_api_db_path})",
         "Press Ctrl-C to stop everything.",
     ]), err=True)
@@ -279,6 +281,29 @@ def dev():
         if embedded is not None:
             embedded.stop()
     sys.exit(code)
+
+
+@cli.command()
+@click.option("--role", required=True, type=click.Choice(HEALTH_ROLES), help="The role to check.")
+@click.option("--max-age", "max_age_s", type=click.FloatRange(min=0.1), default=None,
+              help="Seconds after which a heartbeat counts as dead (default: three of the "
+                   "role's heartbeats).")
+def healthcheck(role, max_age_s):
+    """Exit 0 if this host's process of ROLE is alive, 1 if not, saying why in one line.
+
+    web and reference-api: GET /health answers 200. worker, cron, subscriber: the role's
+    heartbeat in Redis from this host is fresh (and the subscriber is connected).
+    """
+    from .healthcheck import check
+
+    try:
+        settings = load_settings()
+    except ConfigError as e:
+        click.echo("unhealthy: " + " ".join(str(e).split()))
+        sys.exit(1)
+    verdict = check(role, settings, max_age_s=max_age_s)
+    click.echo(f"{'healthy' if verdict.healthy else 'unhealthy'}: {role}: {verdict.reason}")
+    sys.exit(0 if verdict.healthy else 1)
 
 
 @cli.command("plugins")

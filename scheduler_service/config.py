@@ -160,6 +160,32 @@ def _url(*schemes, db_path: bool = False):
     return parse
 
 
+def _host_ports(raw: str) -> tuple[tuple[str, int], ...]:
+    """A comma-separated list of ``host:port`` (``[v6]:port`` for an IPv6 address)."""
+    wanted = "must be a comma-separated list of host:port"
+    found: list[tuple[str, int]] = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            raise _Invalid(f"{wanted}: an entry is empty")
+        host, sep, port_text = item.rpartition(":")
+        if not sep:
+            raise _Invalid(f"{wanted}: {item!r} has no port")
+        if not host:
+            raise _Invalid(f"{wanted}: {item!r} has no host")
+        if ":" in host and not (host.startswith("[") and host.endswith("]")):
+            raise _Invalid(f"{wanted}: write an IPv6 address in brackets, e.g. [::1]:26379")
+        if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+            raise _Invalid(f"{wanted}: the port of {item!r} is not a number from 1 to 65535")
+        problem = _check_host(host)
+        if problem:
+            raise _Invalid(f"{wanted}: {problem}")
+        entry = (host[1:-1] if host.startswith("[") else host, int(port_text))
+        if entry in found:
+            raise _Invalid(f"{wanted}: {item!r} is listed twice")
+        found.append(entry)
+    return tuple(found)
+
+
 def _host(raw: str) -> str:
     value = raw.strip()
     if not value:
@@ -207,8 +233,24 @@ FIELDS: tuple[Field, ...] = (
           "Docker image does)."),
     Field("PORT", "port", _int(1, 65535), DEFAULT_PORT, "Port of the web process."),
     Field("REDIS_URL", "redis_url", _url("redis", "rediss", "unix", db_path=True), None,
-          "Redis holding queues, timers and job records. Required in production; "
-          "elsewhere defaults to redis://localhost:6379/0, and `dev` starts an embedded Redis."),
+          "Redis holding queues, timers and job records. Required in production unless "
+          "REDIS_SENTINELS is set; elsewhere defaults to redis://localhost:6379/0, and `dev` "
+          "starts an embedded Redis."),
+    Field("REDIS_SENTINELS", "redis_sentinels", _host_ports, None,
+          "Redis Sentinel nodes as host:port,host:port: every role then asks them for the "
+          "current master and follows it through a failover (see the Redis failover page). "
+          "Needs REDIS_SENTINEL_MASTER; takes the place of REDIS_URL, which must then be unset."),
+    Field("REDIS_SENTINEL_MASTER", "redis_sentinel_master", _text, None,
+          "Name under which the sentinels monitor the master (their `sentinel monitor` line)."),
+    Field("REDIS_PASSWORD", "redis_password", _text, None,
+          "Password of the master and replicas found through the sentinels (their "
+          "requirepass). With REDIS_URL, the password goes in the URL instead.", secret=True),
+    Field("REDIS_SENTINEL_PASSWORD", "redis_sentinel_password", _text, None,
+          "Password of the sentinels themselves, when they have a requirepass of their own.",
+          secret=True),
+    Field("REDIS_DB", "redis_db", _int(0, 65535), None,
+          "Database number on the master found through the sentinels; 0 when unset. With "
+          "REDIS_URL, the database is the URL's path."),
     Field("REDIS_NAMESPACE", "redis_namespace", _text, "scheduler",
           "Prefix of every Redis key the service writes (queues included)."),
     Field("API_URL", "api_url", _url("http", "https"), DEFAULT_API_URL,
@@ -273,6 +315,9 @@ FIELDS: tuple[Field, ...] = (
     Field("SIMULATION_MAX_STEPS", "simulation_max_steps", _int(1, 10_000_000), 100_000,
           "Rule occurrences one settlement-unit job applies at most; past that it writes back "
           "and continues in a new job."),
+    Field("RECURRING_MAX_PER_PASS", "recurring_max_per_pass", _int(1, 100_000), 1000,
+          "Occurrences one pass of a recurring job creates at most (a catch-up with "
+          "catchUp all); past that, the next pass goes on at once."),
     Field("SUBSCRIBER_COOLDOWN_MS", "subscriber_cooldown_ms", _int(0, 86_400_000), 5000,
           "Window in which further worldTimeAdvanced messages of a campaign only pump its "
           "timers (no second expiration job or world-time reactions), across all subscriber "
@@ -332,6 +377,12 @@ class Settings:
     port: int = DEFAULT_PORT
     redis_url: str = DEFAULT_REDIS_URL
     redis_url_explicit: bool = False
+    #: Sentinel nodes ``((host, port), ...)``; empty when Redis is found through REDIS_URL.
+    redis_sentinels: tuple[tuple[str, int], ...] = ()
+    redis_sentinel_master: str | None = None
+    redis_password: str | None = field(default=None, repr=False)
+    redis_sentinel_password: str | None = field(default=None, repr=False)
+    redis_db: int = 0
     redis_namespace: str = "scheduler"
     api_url: str = DEFAULT_API_URL
     api_token: str = field(default=DEFAULT_DEV_API_KEY, repr=False)
@@ -362,6 +413,7 @@ class Settings:
     event_expiration_grace_minutes: int = 5
     event_expiration_concurrency: int = 10
     simulation_max_steps: int = 100_000
+    recurring_max_per_pass: int = 1000
     subscriber_cooldown_ms: int = 5000
     subscriber_reconnect_max_ms: int = 30000
     cron_leader_ttl_s: int = 15
@@ -386,6 +438,11 @@ class Settings:
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def redis_configured(self) -> bool:
+        """Whether Redis was configured (REDIS_URL or the sentinels), not left to the default."""
+        return self.redis_url_explicit or bool(self.redis_sentinels)
 
     @property
     def reference_api_db_path(self) -> str:
@@ -427,9 +484,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = values["env"]
     production = env == "production"
     values["redis_url_explicit"] = values["redis_url"] is not None
+    _check_redis_choice(values, problems, production)
     if values["redis_url"] is None:
-        if production and "REDIS_URL" not in _bad(problems):
-            problems.append("REDIS_URL is required in production")
         values["redis_url"] = DEFAULT_REDIS_URL
     if values["api_token"] is None:
         if production and "API_SERVICE_ACCOUNT_TOKEN" not in _bad(problems):
@@ -472,6 +528,35 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 
 
 _DECLARED = frozenset(f.env for f in FIELDS)
+
+
+def _check_redis_choice(values: dict, problems: list[str], production: bool) -> None:
+    """Redis is found one way: REDIS_URL, or the sentinels with their master's name."""
+    bad = _bad(problems)
+    url, sentinels, master = (values["redis_url"], values["redis_sentinels"],
+                              values["redis_sentinel_master"])
+    if url is not None and sentinels is not None:
+        problems.append("REDIS_URL and REDIS_SENTINELS are two ways to find Redis: set one, "
+                        "not both")
+    if sentinels is not None and master is None and "REDIS_SENTINEL_MASTER" not in bad:
+        problems.append("REDIS_SENTINEL_MASTER is required with REDIS_SENTINELS (the name "
+                        "the sentinels monitor the master under)")
+    if master is not None and sentinels is None and "REDIS_SENTINELS" not in bad:
+        problems.append("REDIS_SENTINELS is required with REDIS_SENTINEL_MASTER")
+    if sentinels is None and "REDIS_SENTINELS" not in bad:
+        for name, attr, instead in (("REDIS_PASSWORD", "redis_password", "put it in REDIS_URL"),
+                                    ("REDIS_SENTINEL_PASSWORD", "redis_sentinel_password", None),
+                                    ("REDIS_DB", "redis_db", "use REDIS_URL's path")):
+            if values[attr] is not None:
+                problems.append(f"{name} only applies with REDIS_SENTINELS"
+                                + (f" ({instead} instead)" if instead and url is not None else ""))
+    if (production and url is None and sentinels is None
+            and not {"REDIS_URL", "REDIS_SENTINELS"} & bad):
+        problems.append("REDIS_URL is required in production (or REDIS_SENTINELS with "
+                        "REDIS_SENTINEL_MASTER)")
+    values["redis_sentinels"] = sentinels or ()
+    if values["redis_db"] is None:
+        values["redis_db"] = 0
 
 
 def _shown_default(f: Field) -> str:

@@ -4,7 +4,8 @@ A plugin never touches Redis, the broker or the service's internals. A job handl
 :class:`JobContextProtocol`, a reaction a :class:`ReactionContextProtocol`; both carry the
 helpers of :class:`CampaignHelpers`: the typed API client, the settings, a logger with the
 job's context, ``send_job`` / ``cancel_job`` / ``get_job``, the campaign clock, and (for
-jobs) a checkpoint kept with the job and a keyed timer that replaces its previous one.
+jobs) a checkpoint kept with the job, a keyed timer that replaces its previous one, and the
+occurrence of a recurring job that the job was created for.
 """
 
 from __future__ import annotations
@@ -28,6 +29,21 @@ class CampaignTime:
     """
 
     now_ms: int
+    clock: str
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """The occurrence of a recurring job that a job was created for.
+
+    Attributes:
+        recurring_id: the recurring job (``/api/v1/recurring/{id}``).
+        at_ms: the occurrence's time on its clock, in epoch ms.
+        clock: ``wall`` or ``world`` (the campaign's world clock).
+    """
+
+    recurring_id: str
+    at_ms: int
     clock: str
 
 
@@ -125,6 +141,13 @@ class JobHelpers(CampaignHelpers):
         """A logger whose records carry the job's id, type and campaign (the runner sets them)."""
         return logging.getLogger(f"scheduler_service.jobs.{self.job_type}")
 
+    @property
+    def occurrence(self) -> Occurrence | None:
+        """The recurring job's occurrence this job was created for, or None (read when asked)."""
+        from .recurring.service import occurrence_of
+
+        return occurrence_of(self.services, self.job_id)
+
     def load_checkpoint(self) -> Any:
         """What :meth:`save_checkpoint` kept for this job (across retries), or None."""
         (raw,) = self.services.jobs.get_internal(self.job_id, "checkpoint")
@@ -190,6 +213,7 @@ class JobContextProtocol(Protocol):
     settings: Any
     api: Any
     logger: logging.Logger
+    occurrence: Occurrence | None
 
     def send_job(self, job_type: str, payload: dict | None = None, **options) -> dict: ...
     def cancel_job(self, job_id: str, reason: str = ...) -> bool: ...

@@ -11,6 +11,9 @@ from .deferred_effect import DeferredEffectPayload, run_deferred_effect
 from .event_expiration import expire_on_world_time, run_event_expiration
 from .health import queue_check, redis_check
 from .hookspecs import hookimpl
+from .recurring.service import TICK_PRIORITY, TICK_TYPE
+from .recurring.tick import REPAIR_TYPE, TickPayload, run_recurring_repair, run_recurring_tick
+from .recurring.status import recurring_check
 from .jobtypes import HealthCheck, JobType, Reaction, Sweep
 from .subscriber.status import subscriber_check
 
@@ -48,6 +51,26 @@ def register_job_types():
                         "job per campaign. Result: expired, skipped, failed and failedIds.",
             priority=5,
         ),
+        JobType(
+            name=TICK_TYPE,
+            handler=run_recurring_tick,
+            payload_model=TickPayload,
+            description="The timer of a recurring job (/api/v1/recurring): creates the "
+                        "occurrences its clock has reached, then places its next timer. "
+                        "Placed by the service; one of its own never does anything twice.",
+            priority=TICK_PRIORITY,
+            max_retries=50,
+            time_limit_ms=120_000,
+            campaign_scoped=False,
+        ),
+        JobType(
+            name=REPAIR_TYPE,
+            handler=run_recurring_repair,
+            description="Gives a new timer to each active recurring job whose timer is gone "
+                        "(dead-lettered or cancelled by hand). Result: checked, repaired.",
+            priority=5,
+            campaign_scoped=False,
+        ),
     ]
 
 
@@ -59,6 +82,7 @@ def register_health_checks():
         HealthCheck("api", api_check, critical=False),
         HealthCheck("subscriber", subscriber_check, critical=False),
         HealthCheck("cron", cron_check, critical=False),
+        HealthCheck("recurring", recurring_check, critical=False),
     ]
 
 
@@ -72,6 +96,14 @@ def register_sweeps():
             env_var="CRON_EVENT_EXPIRATION",
             description="Expires overdue events of every campaign (the slow path behind the "
                         "worldTimeAdvanced reaction).",
+        ),
+        Sweep(
+            name="recurring-repair",
+            job_type=REPAIR_TYPE,
+            cron="*/5 * * * *",
+            env_var="CRON_RECURRING_REPAIR",
+            description="Gives a new timer to any active recurring job that lost its own "
+                        "(the slow path behind each recurring job's one timer).",
         ),
     ]
 

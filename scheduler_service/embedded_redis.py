@@ -52,17 +52,23 @@ class EmbeddedRedis:
         data_dir: where the server keeps its dump and append-only file.
         port: TCP port on 127.0.0.1; a free one when omitted.
         persist: keep data across restarts (append-only file); off for tests.
+        password: the server's ``requirepass`` (none when omitted).
+        args: further ``redis-server`` options, e.g. ``["--replicaof", host, port]``.
     """
 
-    def __init__(self, data_dir, port: int | None = None, persist: bool = True):
+    def __init__(self, data_dir, port: int | None = None, persist: bool = True, *,
+                 password: str | None = None, args=()):
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
         self.persist = persist
+        self.password = password
+        self.args = [str(a) for a in args]
         self.process: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 10.0) -> "EmbeddedRedis":
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -77,11 +83,14 @@ class EmbeddedRedis:
             args += ["--appendonly", "yes", "--save", "60 1"]
         else:
             args += ["--appendonly", "no", "--save", ""]
+        if self.password:
+            args += ["--requirepass", self.password]
+        args += self.args
         self.process = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True,
             preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
         deadline = time.monotonic() + timeout
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
+        client = redis.Redis(port=self.port, password=self.password, socket_connect_timeout=0.5)
         try:
             while True:
                 try:

@@ -81,71 +81,76 @@ end
 """.replace("HISTORY_LIMIT", str(HISTORY_LIMIT)).replace("AUDIT_MAXLEN", str(AUDIT_MAXLEN)) \
     + LUA_ENQUEUE
 
-# ARGV: P, now, id, idem_key (scoped: "api:..." or "internal:..."), timer ('' = due now,
-# 'wall', 'world'), due, campaign, field/value pairs. Returns {1, state} for a new job, or
+# ARGV: P, then per job: the number of its arguments n, then n arguments: now, id, idem_key
+# (scoped: "api:..." or "internal:..."), timer ('' = due now, 'wall', 'world'), due,
+# campaign, field/value pairs. Returns, per job in order, {1, state} for a new job or
 # {0, the stored record's fields} when the idempotency key names a job already there.
+# Callers send one job, or the creates that came in while the previous call ran.
 CREATE = LUA_LIB + r"""
-local now, id, idem, timer, due, campaign = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
-if idem ~= '' then
-  local existing = redis.call('get', P .. 'idem:' .. idem)
-  if existing then
-    local stored = redis.call('hgetall', P .. 'job:' .. existing)
-    if #stored > 0 then return {0, stored} end
+local function create(a, base, n)
+  local now, id, idem, timer, due, campaign =
+    a[base], a[base + 1], a[base + 2], a[base + 3], a[base + 4], a[base + 5]
+  if idem ~= '' then
+    local existing = redis.call('get', P .. 'idem:' .. idem)
+    if existing then
+      local stored = redis.call('hgetall', P .. 'job:' .. existing)
+      if #stored > 0 then return {0, stored} end
+    end
   end
-end
-local jk = P .. 'job:' .. id
-if timer == 'world' then
-  -- A world time the campaign has already reached makes the job due now (atomic with
-  -- pump_world, so a job can never slip in behind a pump that already passed it).
-  local known = redis.call('hget', P .. 'worldtime', campaign)
-  if known and tonumber(known) >= tonumber(due) then
-    timer = ''
-  else
-    timer = P .. 'timers:world:' .. campaign
+  local jk = P .. 'job:' .. id
+  if timer == 'world' then
+    -- A world time the campaign has already reached makes the job due now (atomic with
+    -- pump_world, so a job can never slip in behind a pump that already passed it).
+    local known = redis.call('hget', P .. 'worldtime', campaign)
+    if known and tonumber(known) >= tonumber(due) then
+      timer = ''
+    else
+      timer = P .. 'timers:world:' .. campaign
+    end
+  elseif timer == 'wall' then
+    timer = P .. 'timers:wall'
   end
-elseif timer == 'wall' then
-  timer = P .. 'timers:wall'
-end
-local state = timer ~= '' and 'scheduled' or 'queued'
-local fields, queue, rid, message = {'state', state}, nil, nil, nil
-for i = 8, #ARGV, 2 do
-  local k, v = ARGV[i], ARGV[i + 1]
-  fields[#fields + 1] = k
-  fields[#fields + 1] = v
-  if k == 'queue' then queue = v elseif k == 'rid' then rid = v elseif k == 'message' then message = v end
-end
-redis.call('hset', jk, unpack(fields))
-redis.call('zadd', P .. 'jobs:all', now, id)
-redis.call('zadd', P .. 'jobs:state:' .. state, now, id)
-if idem ~= '' then redis.call('set', P .. 'idem:' .. idem, id) end
-if timer ~= '' then
-  redis.call('zadd', timer, due, id)
-else
-  enqueue_all({[queue] = {rid, stamp(message, now)}})
-end
-history(id, now, '', state, state == 'queued' and 'created, due now' or 'created')
-return {1, state}
-"""
-
-# ARGV: P, now, count, then per job: id, timer ('' | 'wall' | 'world'), due, campaign,
-# number of field/value items, field/value pairs (with 'queue', 'rid' and 'message').
-# Creates many jobs without idempotency keys, each as CREATE would, with the index, timer
-# and queue writes of the whole batch made in one command each. Returns how many.
-CREATE_MANY = LUA_LIB + r"""
-local now, count = ARGV[2], tonumber(ARGV[3])
-local all, by_state, wall, world, known = {}, {}, {}, {}, {}
-local msgs = {}
-local i = 4
-for _ = 1, count do
-  local id, timer, due, campaign, n = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4])
-  local fields, queue, rid, message = {}, nil, nil, nil
-  for j = i + 5, i + 4 + n, 2 do
-    local k, v = ARGV[j], ARGV[j + 1]
+  local state = timer ~= '' and 'scheduled' or 'queued'
+  local fields, queue, rid, message = {'state', state}, nil, nil, nil
+  for i = base + 6, base + n - 1, 2 do
+    local k, v = a[i], a[i + 1]
     fields[#fields + 1] = k
     fields[#fields + 1] = v
     if k == 'queue' then queue = v elseif k == 'rid' then rid = v elseif k == 'message' then message = v end
   end
-  i = i + 5 + n
+  redis.call('hset', jk, unpack(fields))
+  redis.call('zadd', P .. 'jobs:all', now, id)
+  redis.call('zadd', P .. 'jobs:state:' .. state, now, id)
+  if idem ~= '' then redis.call('set', P .. 'idem:' .. idem, id) end
+  if timer ~= '' then
+    redis.call('zadd', timer, due, id)
+  else
+    enqueue_all({[queue] = {rid, stamp(message, now)}})
+  end
+  history(id, now, '', state, state == 'queued' and 'created, due now' or 'created')
+  return {1, state}
+end
+local out, i = {}, 2
+while i <= #ARGV do
+  local n = tonumber(ARGV[i])
+  out[#out + 1] = create(ARGV, i + 1, n)
+  i = i + 1 + n
+end
+return out
+"""
+
+# ARGV: P, now, count, then per job: id, timer ('' | 'wall' | 'world'), due, campaign,
+# idempotency key (scoped, or ''), number of field/value items, field/value pairs (with
+# 'queue', 'rid' and 'message'). Creates many jobs, each as CREATE would, with the index,
+# timer and queue writes of the whole batch made in one command each; a job whose key
+# already names a job is left out (its caller derives ids from keys). Returns how many
+# were created.
+CREATE_MANY = LUA_LIB + r"""
+local now, count = ARGV[2], tonumber(ARGV[3])
+local all, by_state, wall, world, known = {}, {}, {}, {}, {}
+local msgs = {}
+local created = 0
+local function create_one(id, timer, due, campaign, fields, queue, rid, message)
   if timer == 'world' then
     if known[campaign] == nil then
       known[campaign] = tonumber(redis.call('hget', P .. 'worldtime', campaign) or '-1')
@@ -174,6 +179,23 @@ for _ = 1, count do
     table.insert(msgs[queue], stamp(message, now))
   end
   history(id, now, '', state, state == 'queued' and 'created, due now' or 'created')
+  created = created + 1
+end
+local i = 4
+for _ = 1, count do
+  local id, timer, due, campaign, idem, n =
+    ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], tonumber(ARGV[i + 5])
+  local fields, queue, rid, message = {}, nil, nil, nil
+  for j = i + 6, i + 5 + n, 2 do
+    local k, v = ARGV[j], ARGV[j + 1]
+    fields[#fields + 1] = k
+    fields[#fields + 1] = v
+    if k == 'queue' then queue = v elseif k == 'rid' then rid = v elseif k == 'message' then message = v end
+  end
+  i = i + 6 + n
+  if idem == '' or redis.call('set', P .. 'idem:' .. idem, id, 'NX') then
+    create_one(id, timer, due, campaign, fields, queue, rid, message)
+  end
 end
 if #all > 0 then redis.call('zadd', P .. 'jobs:all', unpack(all)) end
 for state, items in pairs(by_state) do redis.call('zadd', P .. 'jobs:state:' .. state, unpack(items)) end
@@ -182,7 +204,7 @@ for campaign, items in pairs(world) do
   redis.call('zadd', P .. 'timers:world:' .. campaign, unpack(items))
 end
 enqueue_all(msgs)
-return count
+return created
 """
 
 # KEYS[1]: timer zset. ARGV: P, now, max_score, limit, detail, clock ('wall' or 'world'). A
@@ -364,7 +386,8 @@ for i = 5, #ARGV do
     if id then
       local rec = read(id)
       if rec[1] == 'running' and redis.call('hget', P .. 'job:' .. id, 'rid') == rid then
-        move(id, rec, 'queued', 'returned to the queue: the worker stopped before running it',
+        move(id, rec, 'queued',
+             'returned to the queue: its worker stopped before the job ran or finished',
              now, {'attempts', math.max(0, (tonumber(rec[4]) or 1) - 1)}, 0, '')
       end
     end

@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from . import wire
+from .combining import Combiner
 from .jobscripts import (  # noqa: F401
     AUDIT_MAXLEN, CREATE, CREATE_MANY, HISTORY_LIMIT, PUMP, REMEMBER_WORLD_TIME, TRANSITION,
 )
@@ -79,7 +80,9 @@ class JobStore:
         self.retention_s = int(retention_hours * 3600)
         #: ``clock() -> epoch ms``: the time every change is stamped with (tests pass theirs).
         self.clock = clock
-        self._create = redis.register_script(CREATE)
+        self._create_script = redis.register_script(CREATE)
+        #: Creates from concurrent threads (web requests) share one call (group commit).
+        self._create = Combiner(self._send_creates)
         self._create_many = redis.register_script(CREATE_MANY)
         self._pump = redis.register_script(PUMP)
         self._transition = redis.register_script(TRANSITION)
@@ -119,12 +122,20 @@ class JobStore:
             raise ValueError(f"key_scope must be one of {KEY_SCOPES}, got {key_scope!r}")
         args, fields = self._create_args(job, run_at_ms, run_at_world_ms, idempotency_key,
                                          key_scope)
-        created, answer = self._create(args=args)
+        created, answer = self._create(args[1:])
         if created:
             # The record is what was sent, in the state the script chose: no second read.
             state = answer.decode() if isinstance(answer, bytes) else answer
             return _new_record(job, fields, state), True
         return _record(dict(zip(answer[::2], answer[1::2]))), False
+
+    def _send_creates(self, calls) -> list:
+        """One CREATE call for the creates in ``calls`` (each its argument list after P)."""
+        args = [self.prefix]
+        for call in calls:
+            args.append(len(call))
+            args.extend(call)
+        return self._create_script(args=args)
 
     def create_many(self, entries, batch: int = 500) -> int:
         """Create many jobs (no idempotency keys), ``batch`` per Lua call; returns how many.
@@ -155,14 +166,31 @@ class JobStore:
                 count += pending.result()
         return count
 
+    def queue_create_many(self, pipe, entries) -> None:
+        """Queue the create of several jobs, each under an idempotency key (scope
+        ``internal``), on ``pipe`` (a ``MULTI`` transaction), to commit with other writes.
+
+        A job whose key already names a job is left out; the answer is not read back, so
+        the caller derives each job's id from its key (the same key, the same id).
+
+        Args:
+            entries: ``(job, run_at_ms, run_at_world_ms, idempotency_key, extra_fields)``;
+                ``extra_fields`` are internal fields stored with the record (a recurring
+                job's occurrence), written with it, so no worker sees the job without them.
+        """
+        self._create_many(args=self._create_many_args(entries), client=pipe)
+
     def _create_many_args(self, chunk) -> list:
         now = self.clock()
         args = [self.prefix, now, len(chunk)]
-        for job, run_at_ms, run_at_world_ms in chunk:
-            call, _ = self._create_args(job, run_at_ms, run_at_world_ms, None, None, now=now)
-            # call: P, now, id, idem, timer, due, campaign, fields...
-            fields = call[7:]
-            args += [job["id"], call[4], call[5], job["campaignId"], len(fields), *fields]
+        for job, run_at_ms, run_at_world_ms, *keyed in chunk:
+            key, extra = keyed if keyed else (None, None)
+            call, _ = self._create_args(job, run_at_ms, run_at_world_ms, key,
+                                        "internal" if key else None, now=now)
+            # call: P, now, id, idem, timer, due, campaign, fields... (the script stores
+            # every field/value pair it is given with the record)
+            fields = call[7:] + flat_fields(extra or {})
+            args += [job["id"], call[4], call[5], job["campaignId"], call[3], len(fields), *fields]
         return args
 
     def _create_args(self, job, run_at_ms, run_at_world_ms, idempotency_key, key_scope, now=None):

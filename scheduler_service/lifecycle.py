@@ -20,8 +20,9 @@ to a job record while a worker has it:
   last one (:class:`scheduler_service.broker._Settler`); the call is retried through a
   Redis outage, and if the worker dies before it succeeds, Dramatiq redelivers the message
   and the job runs again (handlers are idempotent);
-* **requeue**: messages a stopping worker fetched but never ran go back to their queue and
-  their records back to ``queued``, the attempt not spent.
+* **requeue**: messages a stopping worker fetched but never ran, and those still running
+  when its ``SHUTDOWN_GRACE_S`` ran out (see :mod:`scheduler_service.worker`), go back to
+  their queue and their records back to ``queued``, the attempt not spent.
 
 The record's ``attempts`` is the one attempt counter: Dramatiq's ``Retries`` middleware is
 not used. Which errors are permanent is told by the error tree
@@ -226,7 +227,8 @@ class JobRecords(Middleware):
                 delay = min(delay * 2, OUTCOME_RETRY_MAX_DELAY_S)
 
     def requeue(self, broker, queue: str, rids) -> int:
-        """Put fetched, never-run messages back on their queue; their records to ``queued``."""
+        """Put messages this worker holds (fetched, and not run or handed back at shutdown)
+        back on their queue; their records to ``queued``, the attempt not spent."""
         rids = list(rids)
         if not rids:
             return 0

@@ -18,6 +18,7 @@ from .broker import build_broker, declare_actors
 from .jobstore import JobStore
 from .lifecycle import JobRecords
 from .plugins import Registry, load_registry
+from .redis_client import connect
 
 
 @dataclass
@@ -57,9 +58,8 @@ def build_services(settings, registry: Registry | None = None) -> Services:
     from .runner import make_runner
 
     registry = registry or load_registry()
-    client = redis.Redis.from_url(
-        settings.redis_url, socket_connect_timeout=5, socket_timeout=30, health_check_interval=30,
-    )
+    client = connect(settings, socket_connect_timeout=5, socket_timeout=30,
+                     health_check_interval=30)
     jobs = JobStore(client, settings.redis_namespace, settings.job_retention_hours)
     records = JobRecords(jobs, max_retries=settings.queue_max_retries,
                          min_backoff_ms=settings.queue_retry_backoff_ms,

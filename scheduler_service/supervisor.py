@@ -20,6 +20,8 @@ logger = logging.getLogger(__name__)
 
 #: Seconds children get to finish after SIGTERM before SIGKILL.
 DEFAULT_GRACE_S = 30
+#: Seconds a role needs past ``SHUTDOWN_GRACE_S`` to hand back what is left and close.
+STOP_MARGIN_S = 10
 #: The variable through which a supervisor tells its children its pid.
 SUPERVISOR_PID_ENV = "SCHEDULER_SUPERVISOR_PID"
 #: How often a child checks that its supervisor is still its parent.
@@ -86,6 +88,13 @@ class Supervisor:
                 child.kill()
                 child.wait()
         logger.info("all processes stopped")
+
+
+def stop_timeout_s(settings) -> float:
+    """How long a stopping role may take: ``SHUTDOWN_GRACE_S`` for the work in hand, plus
+    :data:`STOP_MARGIN_S` to hand back the rest and close its connections. A supervisor
+    (or container runtime) should wait this long before it kills."""
+    return settings.shutdown_grace_s + STOP_MARGIN_S
 
 
 def self_command(*args: str) -> list[str]:

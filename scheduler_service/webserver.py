@@ -119,7 +119,8 @@ def serve(settings, registry, host, port, workers, threads):
         "worker_class": "gthread",
         "threads": threads,
         "timeout": 60,
-        "graceful_timeout": 20,
+        # On SIGTERM, requests in flight get SHUTDOWN_GRACE_S to finish.
+        "graceful_timeout": settings.shutdown_grace_s,
         "accesslog": None,
         "errorlog": "-",
         "loglevel": settings.log_level.lower(),

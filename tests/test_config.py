@@ -86,6 +86,55 @@ def test_redact_url_hides_only_the_password():
     assert redact_url("redis://host:6379/0") == "redis://host:6379/0"
 
 
+SENTINELS = {"REDIS_SENTINELS": "10.0.0.1:26379", "REDIS_SENTINEL_MASTER": "jobs"}
+
+
+@pytest.mark.parametrize("env, expected", [
+    ({**SENTINELS, "REDIS_SENTINELS": "10.0.0.1"},
+     "REDIS_SENTINELS must be a comma-separated list of host:port: '10.0.0.1' has no port"),
+    ({**SENTINELS, "REDIS_SENTINELS": "a:26379,b:http"},
+     "REDIS_SENTINELS must be a comma-separated list of host:port: the port of 'b:http' is not "
+     "a number from 1 to 65535"),
+    ({**SENTINELS, "REDIS_SENTINELS": "a:26379,,b:26379"}, "REDIS_SENTINELS must be a "
+     "comma-separated list of host:port: an entry is empty"),
+    ({**SENTINELS, "REDIS_SENTINELS": "300.1.1.1:26379"}, "REDIS_SENTINELS must be a "
+     "comma-separated list of host:port: '300.1.1.1' is not a valid IPv4 address"),
+    ({**SENTINELS, "REDIS_SENTINELS": "::1:26379"}, "REDIS_SENTINELS must be a comma-separated "
+     "list of host:port: write an IPv6 address in brackets, e.g. [::1]:26379"),
+    ({**SENTINELS, "REDIS_SENTINELS": "a:1,a:1"}, "'a:1' is listed twice"),
+    ({"REDIS_SENTINELS": "a:26379"}, "REDIS_SENTINEL_MASTER is required with REDIS_SENTINELS"),
+    ({"REDIS_SENTINEL_MASTER": "jobs"}, "REDIS_SENTINELS is required with REDIS_SENTINEL_MASTER"),
+    ({**SENTINELS, "REDIS_URL": "redis://r:6379/0"},
+     "REDIS_URL and REDIS_SENTINELS are two ways to find Redis: set one, not both"),
+    ({"REDIS_URL": "redis://r:6379/0", "REDIS_PASSWORD": "pw"},
+     "REDIS_PASSWORD only applies with REDIS_SENTINELS (put it in REDIS_URL instead)"),
+    ({"REDIS_DB": "2"}, "REDIS_DB only applies with REDIS_SENTINELS"),
+    ({**SENTINELS, "REDIS_DB": "-1"}, "REDIS_DB must be an integer from 0 to 65535"),
+])
+def test_sentinel_settings_are_checked_and_name_the_variable(env, expected):
+    with pytest.raises(ConfigError) as e:
+        load_settings(env)
+    assert expected in str(e.value)
+
+
+def test_sentinels_take_the_place_of_redis_url_even_in_production():
+    base = {"SCHEDULER_ENV": "production", "API_SERVICE_ACCOUNT_TOKEN": "s3cret",
+            "SCHEDULER_API_TOKEN": "t" * 16}
+    s = load_settings({**base, "REDIS_SENTINELS": " s1:26379, [::1]:26380 ",
+                       "REDIS_SENTINEL_MASTER": "jobs", "REDIS_PASSWORD": "data-hunter2",
+                       "REDIS_SENTINEL_PASSWORD": "sentinel-hunter2", "REDIS_DB": "4"})
+    assert s.redis_sentinels == (("s1", 26379), ("::1", 26380)) and s.redis_configured
+    assert (s.redis_sentinel_master, s.redis_db) == ("jobs", 4)
+    assert "hunter2" not in repr(s)
+    from scheduler_service.redis_client import describe
+
+    assert describe(s) == "master 'jobs' of sentinels s1:26379,[::1]:26380, db 4"
+    # a bad sentinel list is not also reported as a missing REDIS_URL
+    with pytest.raises(ConfigError) as e:
+        load_settings({**base, "REDIS_SENTINELS": "s1", "REDIS_SENTINEL_MASTER": "jobs"})
+    assert [p.split(" ", 1)[0] for p in e.value.problems] == ["REDIS_SENTINELS"]
+
+
 def test_every_problem_is_reported_at_once():
     with pytest.raises(ConfigError) as e:
         load_settings({"SCHEDULER_ENV": "production", "QUEUE_CONCURRENCY": "abc", "PORT": "x",
@@ -157,4 +206,5 @@ def test_configuration_page_documents_every_variable():
     declared = {f.env for f in FIELDS}
     assert declared - documented == set(), "undocumented variables"
     assert documented - declared - {"CRON_EVENT_EXPIRATION", "CRON_SETTLEMENT_GROWTH",
-                                    "CRON_STRUCTURE_MAINTENANCE"} == set(), "documented but unknown"
+                                    "CRON_STRUCTURE_MAINTENANCE", "CRON_RECURRING_REPAIR"} == set(), \
+        "documented but unknown"

@@ -1,10 +1,12 @@
 """Leader election among ``cron`` replicas: one Redis lock with an expiry.
 
-The lock is one key holding the leader's identity. A replica takes it with
-``SET key identity NX PX ttl``; the leader renews it with a compare-and-``PEXPIRE``
-(a Lua script, so it never extends a lock that another replica has taken since), and
-gives it up on shutdown with a compare-and-``DEL``. If the leader dies, the key expires
-and a standby takes it within one TTL plus one attempt interval.
+The lock is one key holding the leader's identity. A replica takes it when it is free
+(``SET key identity PX ttl``), or takes it back when it still holds its own identity
+(a renewal lost to a Redis outage or failover); the leader renews it with a
+compare-and-``PEXPIRE`` (Lua scripts, so neither ever touches a lock that another replica
+has taken since), and gives it up on shutdown with a compare-and-``DEL``. If the leader
+dies, the key expires and a standby takes it within one TTL plus one attempt (a second at
+most); a leader that stops deletes the key, and a standby takes it within that second.
 
 A leader must stop firing *before* its lock can expire in Redis, even when it cannot
 reach Redis to learn so. :class:`Lease` is that rule on the local monotonic clock: the
@@ -29,9 +31,23 @@ import redis
 
 logger = logging.getLogger(__name__)
 
+#: Longest a standby waits between two attempts to take the lock.
+STANDBY_POLL_S = 1.0
 #: Fraction of the TTL a leader keeps in reserve: it stops firing this much before
 #: the lock could expire, to cover clock-rate differences between hosts.
 DEFAULT_SAFETY = 0.2
+
+_ACQUIRE = """
+local holder = redis.call('get', KEYS[1])
+if not holder then
+  redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+if holder == ARGV[1] then
+  return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+return 0
+"""
 
 _RENEW = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
@@ -98,12 +114,18 @@ class LeaderLock:
         self.key = key
         self.identity = identity
         self.ttl_ms = int(ttl_ms)
+        self._acquire = client.register_script(_ACQUIRE)
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
 
     def try_acquire(self) -> bool:
-        """Take the lock if nobody holds it."""
-        return bool(self.redis.set(self.key, self.identity, nx=True, px=self.ttl_ms))
+        """Take the lock if nobody holds it, or take it back if it still names this replica.
+
+        The second case follows a renewal that failed on a Redis error (an outage, or a
+        failover whose promoted replica has the key): nobody else can have taken the lock
+        meanwhile, so there is no reason to stand by until it expires.
+        """
+        return bool(self._acquire(keys=[self.key], args=[self.identity, self.ttl_ms]))
 
     def renew(self) -> bool:
         """Extend the lock if this replica still holds it; False means it was lost."""
@@ -121,7 +143,8 @@ class LeaderLock:
 class Elector:
     """A thread that keeps trying to become leader and, once leader, renews.
 
-    It renews (or tries to acquire) every third of the TTL. A refused renewal or a
+    It renews every third of the TTL, and tries to acquire every third of it or every
+    :data:`STANDBY_POLL_S`, whichever is shorter. A refused renewal or a
     Redis error revokes the lease at once; :meth:`is_leader` also turns False by
     itself when the lease runs out before a renewal succeeds.
 
@@ -139,6 +162,7 @@ class Elector:
         self.lock = lock
         self.lease = Lease(lock.ttl_ms / 1000)
         self.interval_s = max(0.05, lock.ttl_ms / 3000)
+        self.standby_interval_s = min(self.interval_s, STANDBY_POLL_S)
         self.on_elected = on_elected
         self.on_lost = on_lost
         self.on_beat = on_beat
@@ -219,6 +243,7 @@ class Elector:
                 self.on_beat(self.is_leader())
             except Exception as e:
                 logger.debug("cron heartbeat failed: %s", e)
-            # A leader renews every third of the TTL; a standby polls at the same pace, so
-            # it takes over at most one interval after the lock expired.
-            self._stop.wait(self.interval_s)
+            # A leader renews every third of the TTL; a standby tries every
+            # STANDBY_POLL_S at most, so it takes over within that of a lock released by a
+            # stopping leader, or of one that expired after a leader died.
+            self._stop.wait(self.interval_s if self.lease.held else self.standby_interval_s)

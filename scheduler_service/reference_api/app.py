@@ -33,6 +33,7 @@ from graphql import GraphQLError, GraphQLSyntaxError, execute_sync, parse, valid
 
 from ..errors import ConfigError
 from . import errors
+from ..redis_client import connect
 from .publisher import Publisher
 from .resolvers import Context
 from .schema import executable_schema
@@ -136,8 +137,8 @@ def create_app(settings, store: Store | None = None, publisher: Publisher | None
     Args:
         settings: the service settings (key, database, Redis, test hooks).
         store: the storage; opened at ``settings.reference_api_db_path`` when omitted.
-        publisher: the Redis publisher; built from ``REDIS_URL`` when omitted (none when
-            ``REDIS_URL`` is not configured).
+        publisher: the Redis publisher; built from the settings' Redis (``REDIS_URL`` or the
+            sentinels) when omitted, and publishing nothing when neither is configured.
 
     Raises:
         ConfigError: see :func:`check_settings`.
@@ -145,7 +146,9 @@ def create_app(settings, store: Store | None = None, publisher: Publisher | None
     check_settings(settings)
     schema = executable_schema()
     store = store or Store(settings.reference_api_db_path)
-    publisher = publisher or Publisher(settings.redis_url if settings.redis_url_explicit else None)
+    publisher = publisher or Publisher(
+        connect(settings, socket_connect_timeout=2, socket_timeout=2)
+        if settings.redis_configured else None)
     expected_key = settings.reference_api_key.encode()
     hooks = settings.reference_api_test_hooks
     if hooks:

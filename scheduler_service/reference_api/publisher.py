@@ -2,7 +2,7 @@
 
 Pub/sub is fire-and-forget, here too: a message is published after its write has committed,
 and a Redis failure is logged, never turned into a failed mutation. Without a configured
-Redis URL nothing is published (one log line says so at start-up, one debug line per message).
+Redis nothing is published (one log line says so at start-up, one debug line per message).
 """
 
 from __future__ import annotations
@@ -30,17 +30,14 @@ class Publisher:
     """Publishes the contract's messages to Redis.
 
     Args:
-        redis_url: the Redis to publish to; None turns publishing off.
+        client: the Redis to publish to; None turns publishing off.
     """
 
-    def __init__(self, redis_url: str | None):
-        self.redis_url = redis_url
-        self._client = None
-        if redis_url is None:
-            logger.info("no REDIS_URL configured: Redis messages will not be published")
-        else:
-            self._client = redis.Redis.from_url(redis_url, socket_connect_timeout=2,
-                                                socket_timeout=2)
+    def __init__(self, client: redis.Redis | None):
+        self._client = client
+        if client is None:
+            logger.info("no REDIS_URL or REDIS_SENTINELS configured: Redis messages will not "
+                        "be published")
 
     def publish(self, channel: str, body: dict) -> None:
         """Publish one JSON message; failures are logged and swallowed."""

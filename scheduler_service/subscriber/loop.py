@@ -22,6 +22,7 @@ from ..errors import UpstreamError
 from ..event_expiration import MESSAGE_PRIORITY, SYSTEM
 from ..jobstore import iso_ms
 from ..reactions import ReactionContext, reactions_to
+from ..redis_client import connect, on_current_master
 from ..timers import pump_world
 from .messages import (
     PATTERNS,
@@ -231,9 +232,9 @@ class Subscriber:
     # -- the loop --------------------------------------------------------------------------
 
     def _pubsub(self):
-        client = redis.Redis.from_url(
-            self.settings.redis_url, socket_connect_timeout=5, socket_keepalive=True,
-            health_check_interval=HEALTH_CHECK_S)
+        client = connect(self.settings, socket_connect_timeout=5, socket_keepalive=True,
+                         health_check_interval=HEALTH_CHECK_S,
+                         client_name=f"subscriber:{self.status.instance_id}")  # for CLIENT LIST
         pubsub = client.pubsub()
         try:
             pubsub.psubscribe(*PATTERNS)
@@ -310,6 +311,9 @@ class Subscriber:
                     logger.exception("could not handle a message on %s", item["channel"])
             if self.trailing:
                 self.run_trailing()
+            if not on_current_master(pubsub):
+                # A failover left the old master up: its messages stopped, the new one's go on.
+                raise redis.ConnectionError("the sentinels name another master")
             if time.monotonic() >= next_heartbeat:
                 self.status.heartbeat()
                 next_heartbeat = time.monotonic() + HEARTBEAT_S

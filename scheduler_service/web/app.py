@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from .. import __version__
-from . import campaigns_api, clocks_api, health, jobs_api, metrics, schedules_api
+from . import campaigns_api, clocks_api, health, jobs_api, metrics, recurring_api, schedules_api
 from .dashboard import mount_dashboard
 from .errors import register_error_handlers
 
@@ -43,6 +43,7 @@ def create_app(settings=None, services=None) -> Flask:
     app.register_blueprint(schedules_api.bp)
     app.register_blueprint(clocks_api.bp)
     app.register_blueprint(campaigns_api.bp)
+    app.register_blueprint(recurring_api.bp)
     metrics.init_metrics(app, services)
     if settings.admin_dashboard_enabled:
         mount_dashboard(app, services)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from flask import jsonify
+import redis
+from flask import jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from ..errors import (
@@ -63,6 +64,26 @@ def register_error_handlers(app):
             return response
         logger.warning("the main API answered with an error%s: %s", operation, e)
         return error_response(502, "UPSTREAM_ERROR", f"the main API answered with an error{operation}: {e}")
+
+    @app.errorhandler(redis.ConnectionError)
+    @app.errorhandler(redis.TimeoutError)
+    def _redis_unavailable(e):
+        # Redis restarting or failing over (a few seconds under Sentinel): the client should
+        # try again. A write whose answer was lost may have been applied, hence the caveat.
+        logger.warning("Redis unavailable during %s: %s: %s", request.path, type(e).__name__, e)
+        response = error_response(503, "REDIS_UNAVAILABLE",
+                                  "Redis is unavailable (restarting or failing over); try again. "
+                                  "A write may have been applied: repeat it with the same "
+                                  "idempotencyKey to be sure it happens once")
+        response[0].headers["Retry-After"] = "1"
+        return response
+
+    @app.errorhandler(redis.ResponseError)
+    def _redis_refused(e):
+        # A master with min-replicas-to-write refuses writes while no replica keeps up.
+        if "NOREPLICAS" in str(e):  # also when a Lua script's write was refused
+            return _redis_unavailable(e)
+        return _unexpected(e)
 
     @app.errorhandler(HTTPException)
     def _http(e):

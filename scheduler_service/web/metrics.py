@@ -31,6 +31,7 @@ from ..cron.status import CronCollector
 from ..health import run_checks
 from ..metrics import FAMILIES, histogram_series, read_families
 from ..recorder import get_recorder
+from ..recurring.status import RecurringCollector
 from ..subscriber.status import SubscriberCollector
 from ..wire import heartbeats_key, queue_stats
 
@@ -219,7 +220,8 @@ def init_metrics(app, services):
         exposition.register(_Registry(http))
     for collector in (InfoCollector(), QueueCollector(services), JobsCollector(services),
                       RecordedCollector(services), ApiCollector(services),
-                      CronCollector(services), SubscriberCollector(services)):
+                      CronCollector(services), SubscriberCollector(services),
+                      RecurringCollector(services)):
         exposition.register(collector)
 
     @app.get("/metrics")

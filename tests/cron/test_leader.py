@@ -53,6 +53,17 @@ def test_only_one_replica_takes_the_lock(redis_client, lock_key):
     assert b.holder() == "a" and 0 < redis_client.pttl(lock_key) <= 10_000
 
 
+def test_a_replica_takes_back_a_lock_that_still_names_it(redis_client, lock_key):
+    # Given a's renewal failed (a Redis error) while the key still names it
+    a = LeaderLock(redis_client, lock_key, "a", 10_000)
+    b = LeaderLock(redis_client, lock_key, "b", 10_000)
+    assert a.try_acquire()
+    redis_client.pexpire(lock_key, 2_000)
+    # Then a takes it back at once, with a fresh TTL, and b still cannot
+    assert a.try_acquire() and redis_client.pttl(lock_key) > 5_000
+    assert not b.try_acquire() and b.holder() == "a"
+
+
 def test_renew_and_release_only_touch_ones_own_lock(redis_client, lock_key):
     a = LeaderLock(redis_client, lock_key, "a", 10_000)
     b = LeaderLock(redis_client, lock_key, "b", 10_000)

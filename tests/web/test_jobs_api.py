@@ -342,6 +342,34 @@ def test_a_create_that_cannot_be_checked_is_503_and_stores_nothing(make_settings
         services.close()
 
 
+@pytest.mark.parametrize("redis_state", ["away", "refusing writes"])
+def test_a_request_while_redis_is_unavailable_is_503_with_retry_after(make_settings, tmp_path,
+                                                                      redis_state):
+    from scheduler_service.embedded_redis import EmbeddedRedis, free_port
+    from scheduler_service.services import build_services
+
+    # Given a web app whose Redis is away (restarting, or a failover under way), or is a
+    # master with min-replicas-to-write and no replica in reach (it refuses writes)
+    server = None
+    if redis_state == "away":
+        url = f"redis://127.0.0.1:{free_port()}/0"
+    else:
+        server = EmbeddedRedis(tmp_path, persist=False, args=[
+            "--min-replicas-to-write", 1, "--min-replicas-max-lag", 1]).start()
+        url = server.url
+    services = build_services(make_settings(REDIS_URL=url))
+    try:
+        client = create_app(services=services).test_client()
+        # When a job is created, Then the answer says to try again, not that the service broke
+        r = post(client, {"type": "SAMPLE_ECHO", "campaignId": "c1", "payload": {"text": "x"}})
+        assert r.status_code == 503 and error_of(r)["code"] == "REDIS_UNAVAILABLE"
+        assert r.headers["Retry-After"] == "1" and "idempotencyKey" in error_of(r)["message"]
+    finally:
+        services.close()
+        if server is not None:
+            server.stop()
+
+
 # -- job types, dead letters, openapi ---------------------------------------------------
 
 def test_job_types_list_schemas_and_defaults(client):
