@@ -352,6 +352,8 @@ FIELDS: tuple[Field, ...] = (
           secret=True),
     Field("ALERT_COOLDOWN_S", "alert_cooldown_s", _int(0, 86_400), 300,
           "Repeats of one alert within this many seconds are suppressed; 0 sends every one."),
+    Field("ALERT_SUBSCRIBER_DOWN_S", "alert_subscriber_down_s", _int(1, 86_400), 60,
+          "How long a subscriber stays disconnected from Redis before it alerts."),
     Field("DATA_DIR", "data_dir", _text, ".data",
           "Where `dev` keeps the embedded Redis and the reference API's database."),
     Field("REFERENCE_API_KEY", "reference_api_key", _text, None,
@@ -424,6 +426,7 @@ class Settings:
     shutdown_grace_s: int = 30
     alert_webhook_url: str | None = field(default=None, repr=False)
     alert_cooldown_s: int = 300
+    alert_subscriber_down_s: int = 60
     data_dir: str = ".data"
     #: None only in production without REFERENCE_API_KEY (the reference API then refuses to start).
     reference_api_key: str | None = field(default=DEFAULT_DEV_API_KEY, repr=False)

@@ -12,6 +12,7 @@ rejection writes ``dead``, and the requeue at shutdown puts claimed records back
 Dramatiq message.
 """
 
+from .metrics import LUA_METRICS
 from .wire import LUA_CONSUMER, LUA_ENQUEUE
 
 #: Transitions kept per job in its own history.
@@ -206,16 +207,21 @@ enqueue_all(msgs)
 return created
 """
 
-# KEYS[1]: timer zset. ARGV: P, now, max_score, limit, detail. A job waiting on a timer is
-# ``scheduled`` (its due time) or ``failed`` (its next attempt after a backoff). The timer,
-# index and queue writes of the batch are made in one command each.
-PUMP = LUA_LIB + r"""
-local now = ARGV[2]
-local ids = redis.call('zrangebyscore', KEYS[1], '-inf', ARGV[3], 'LIMIT', 0, tonumber(ARGV[4]))
-if #ids == 0 then return {0, 0} end
+# KEYS[1]: timer zset. ARGV: P, now, max_score, limit, detail, clock ('wall' or 'world'). A
+# job waiting on a timer is ``scheduled`` (its due time) or ``failed`` (its next attempt
+# after a backoff). The timer, index and queue writes of the batch are made in one command
+# each; so are the metrics (promotions, and for wall timers the lateness: now - due time).
+PUMP = LUA_LIB + LUA_METRICS + r"""
+local now, clock = ARGV[2], ARGV[6] or ''
+local flat = redis.call('zrangebyscore', KEYS[1], '-inf', ARGV[3], 'WITHSCORES', 'LIMIT', 0,
+                        tonumber(ARGV[4]))
+if #flat == 0 then return {0, 0} end
+local ids = {}
+for k = 1, #flat, 2 do ids[#ids + 1] = flat[k] end
 redis.call('zrem', KEYS[1], unpack(ids))
-local moved, from, queued, msgs = 0, {}, {}, {}
-for _, id in ipairs(ids) do
+local moved, from, queued, msgs, late = 0, {}, {}, {}, {}
+for k = 1, #flat, 2 do
+  local id = flat[k]
   local jk = P .. 'job:' .. id
   local v = redis.call('hmget', jk, 'state', 'createdAt', 'message', 'rid', 'queue')
   local state = v[1]
@@ -231,11 +237,13 @@ for _, id in ipairs(ids) do
     table.insert(msgs[queue], stamp(v[3], now))
     history(id, now, state, 'queued', state == 'failed' and 'retry due' or ARGV[5])
     moved = moved + 1
+    if clock == 'wall' then observe_lateness(late, math.max(0, tonumber(now) - tonumber(flat[k + 1]))) end
   end
 end
 for state, list in pairs(from) do redis.call('zrem', P .. 'jobs:state:' .. state, unpack(list)) end
 if #queued > 0 then redis.call('zadd', P .. 'jobs:state:queued', unpack(queued)) end
 enqueue_all(msgs)
+if clock ~= '' then flush_lateness(late, clock, moved) end
 return {moved, #ids}
 """
 
@@ -259,7 +267,7 @@ return {1, state}
 """
 
 # The worker's side. ARGV: P, now, queue, worker id, then the command's own arguments.
-LUA_WORKER = LUA_LIB + r"""
+LUA_WORKER = LUA_LIB + LUA_METRICS + r"""
 local now, queue, worker = ARGV[2], ARGV[3], ARGV[4]
 """ + LUA_CONSUMER + r"""
 local function job_of(rid)
@@ -322,7 +330,9 @@ return out
 # items, field/value pairs. Acknowledges each message (Dramatiq's ack, or its rejection
 # into the dead letters with the dead copy when to is 'dead') and moves its record from
 # running to `to`, all in one call. Returns per message: acknowledged, transition ok (-1
-# missing), state found. (No heartbeat here: the worker's fetches, and the polls of its
+# missing), state found. After the messages come the batch's metric deltas
+# (:func:`scheduler_service.metrics.job_deltas`), and a job a sweep's tick created updates
+# that sweep's metrics. (No heartbeat here: the worker's fetches, and the polls of its
 # idle consumers, keep it alive.)
 OUTCOMES = LUA_WORKER + r"""
 local retention, count = ARGV[5], tonumber(ARGV[6])
@@ -351,6 +361,7 @@ for _ = 1, count do
         fields[#fields + 1] = math.max(0, (tonumber(rec[4]) or 1) - 1)
       end
       move(id, rec, to, detail, now, fields, retention, wall_due)
+      sweep_outcome(rec[5], to, now, rec[2])
       found = 'running'
     end
   end
@@ -358,6 +369,7 @@ for _ = 1, count do
   out[#out + 1] = ok
   out[#out + 1] = found
 end
+apply_deltas(i)
 return out
 """
 

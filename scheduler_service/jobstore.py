@@ -417,10 +417,15 @@ class JobStore:
     def pump(self, timer_key: str, max_score: int, limit: int = 1000, detail="due") -> tuple[int, int]:
         """Promote up to ``limit`` timers due at ``max_score`` into their queues.
 
+        The same call counts the promotions of the timer's clock in the metrics, and for
+        wall timers how late each one was (see :mod:`scheduler_service.metrics`).
+
         Returns:
             ``(jobs enqueued, timers removed)``.
         """
-        moved, seen = self._pump(keys=[timer_key], args=[self.prefix, self.clock(), max_score, limit, detail])
+        clock = "wall" if timer_key == self.wall_timers else "world"
+        moved, seen = self._pump(keys=[timer_key],
+                                 args=[self.prefix, self.clock(), max_score, limit, detail, clock])
         return moved, seen
 
     def prune_indexes(self, limit: int = 1000) -> int:
@@ -508,9 +513,13 @@ class JobStore:
                 "rememberedMs": None if remembered is None else int(remembered),
                 "pending": int(pending), "nextDueMs": int(first[0][1]) if first else None}
 
+    def remembered_campaigns(self) -> set[str]:
+        """The campaigns whose world time the pumps have seen (one read, no scan)."""
+        return {c.decode() for c in self.redis.hkeys(self.key("worldtime"))}
+
     def world_clock_campaigns(self) -> list[str]:
         """Every campaign with a remembered world time or waiting world timers, sorted."""
-        names = {c.decode() for c in self.redis.hkeys(self.key("worldtime"))}
+        names = self.remembered_campaigns()
         prefix = self.world_timers("")
         for key in self.redis.scan_iter(match=prefix + "*", count=1000):
             names.add(key.decode()[len(prefix):])

@@ -48,6 +48,7 @@ from . import wire
 from .errors import CircuitOpen, PermanentError
 from .jobscripts import FETCH, OUTCOMES, REQUEUE
 from .jobstore import flat_fields
+from .metrics import Attempt, job_deltas
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +94,8 @@ class JobMessage(MessageProxy):
         self.attempt = attempt
         self.previous = previous
         self.outcome: Outcome | None = None
+        #: ``perf_counter()`` when the attempt started (for the duration metric).
+        self.started: float | None = None
 
 
 def job_id_of(message) -> str | None:
@@ -127,6 +130,8 @@ class JobRecords(Middleware):
         self._fetch = store.redis.register_script(FETCH)
         self._outcome = store.redis.register_script(OUTCOMES)
         self._requeue = store.redis.register_script(REQUEUE)
+        #: The process's :class:`~scheduler_service.alerts.Alerter` (dead letters), or None.
+        self.alerts = None
 
     @property
     def actor_options(self):
@@ -152,8 +157,9 @@ class JobRecords(Middleware):
         in one call; tried again through a Redis outage of up to ``retry_s``."""
         self.settle_many(broker, queue, [self.settlement(message, reject=reject)])
 
-    def settlement(self, message, *, reject: bool) -> tuple[str | None, str, list]:
-        """What :meth:`settle_many` writes for one message: ``(job id, to, script items)``."""
+    def settlement(self, message, *, reject: bool) -> tuple[str | None, str, list, Attempt | None]:
+        """What :meth:`settle_many` writes for one message: ``(job id, to, script items,
+        the attempt as the metrics see it)``."""
         outcome = getattr(message, "outcome", None)
         job_id = job_id_of(message) if outcome is not None else None
         if outcome is None:
@@ -164,33 +170,48 @@ class JobRecords(Middleware):
         return job_id, outcome.to, [
             message.options["redis_message_id"], job_id or "", outcome.to, outcome.detail,
             "" if outcome.wall_due is None else outcome.wall_due, outcome.dead_copy,
-            len(fields), *fields]
+            len(fields), *fields], self._observed(message, job_id, outcome)
+
+    @staticmethod
+    def _observed(message, job_id, outcome) -> Attempt | None:
+        if job_id is None or not outcome.to:
+            return None
+        started = getattr(message, "started", None)
+        body = message.args[0] if message.args and isinstance(message.args[0], dict) else {}
+        return Attempt(job_id, str(body.get("type") or message.actor_name.rpartition(".")[0]),
+                       str(body.get("campaignId") or ""), outcome.to,
+                       0.0 if started is None else max(0.0, time.perf_counter() - started),
+                       outcome.fields.get("lastError"))
 
     def settle_many(self, broker, queue: str, settlements) -> None:
         """Acknowledge many messages of ``queue`` with their outcomes in one call (see
         :meth:`settlement`); tried again through a Redis outage of up to ``retry_s``."""
         args = [self.store.prefix, self.store.clock(), queue, broker.broker_id,
                 self.store.retention_s, len(settlements)]
-        for _, _, items in settlements:
+        for _, _, items, _ in settlements:
             args += items
+        # The batch's metrics, added up here and written by the same call.
+        args += job_deltas(attempt for *_, attempt in settlements if attempt is not None)
         answers = self._write(args, settlements)
-        for (job_id, to, _), i in zip(settlements, range(0, len(answers), 3)):
+        for (job_id, to, _, attempt), i in zip(settlements, range(0, len(answers), 3)):
             ok, previous = answers[i + 1], answers[i + 2]
             if job_id and ok != 1:
                 logger.warning("job %s ended %s but its record is %s; left as it is", job_id,
                                to, previous.decode() if previous else "missing",
                                extra={"job_id": job_id})
+            elif to == "dead" and attempt is not None and self.alerts is not None:
+                self.alerts.job_dead(attempt)
 
     def _write(self, args, settlements):
         deadline = time.monotonic() + self.retry_s
         delay, tries = 0.1, 0
-        what = ", ".join(f"{job_id} is {to or 'done'}" for job_id, to, _ in settlements[:3])
+        what = ", ".join(f"{job_id} is {to or 'done'}" for job_id, to, *_ in settlements[:3])
         while True:
             tries += 1
             try:
                 answers = self._outcome(args=args)
                 if tries > 1:  # an earlier try may have been applied, its answer lost
-                    for (_, to, _), i in zip(settlements, range(0, len(answers), 3)):
+                    for (_, to, *_), i in zip(settlements, range(0, len(answers), 3)):
                         if answers[i + 1] == 0 and answers[i + 2] == to.encode():
                             answers[i + 1] = 1
                 return answers
@@ -218,6 +239,7 @@ class JobRecords(Middleware):
     def before_process_message(self, broker, message):
         claim = getattr(message, "claim", "")
         if claim == "run":
+            message.started = time.perf_counter()
             return
         job_id = job_id_of(message)
         if claim == "skip":
@@ -241,6 +263,7 @@ class JobRecords(Middleware):
         if isinstance(message, JobMessage):
             (attempts,) = self.store.get_internal(job_id, "attempts")
             message.job_id, message.claim, message.attempt = job_id, "run", int(attempts or 1)
+            message.started = time.perf_counter()
 
     def after_process_message(self, broker, message, *, result=None, exception=None):
         if not isinstance(message, JobMessage) or message.claim != "run":

@@ -13,6 +13,7 @@ from typing import Any
 import redis
 
 from . import queueing
+from .alerts import get_alerter
 from .broker import build_broker, declare_actors
 from .jobstore import JobStore
 from .lifecycle import JobRecords
@@ -39,7 +40,9 @@ class Services:
         return queueing.all_queue_names()
 
     def close(self):
-        """Release connections (the broker's pool and ours)."""
+        """Release connections (the broker's pool and ours), the metrics written first."""
+        if "metrics" in self.extras:
+            self.extras["metrics"].stop()
         try:
             self.broker.close()
         finally:
@@ -65,4 +68,5 @@ def build_services(settings, registry: Registry | None = None) -> Services:
     services = Services(settings=settings, registry=registry, redis=client, broker=broker,
                         jobs=jobs)
     services.actors = declare_actors(broker, registry, settings, make_runner(services))
+    records.alerts = get_alerter(services)
     return services

@@ -1,9 +1,21 @@
-"""Serving the web app with gunicorn (threaded workers), started from our own CLI."""
+"""Serving the web app with gunicorn (threaded workers), started from our own CLI.
+
+The HTTP metrics of the workers are kept in prometheus_client's multiprocess mode: each
+serve makes a fresh, empty directory of its own, points ``PROMETHEUS_MULTIPROC_DIR`` at it
+before any worker starts (the workers inherit it), lets every ``/metrics`` read all the
+workers' files, marks a worker's live gauges dead when it exits, and removes the directory
+when gunicorn stops. Counters of workers that exited stay in the sums, so a scrape never
+goes backwards when gunicorn replaces a worker.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import socket
+import sys
+import tempfile
 
 from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
@@ -67,15 +79,39 @@ class _GunicornApp(BaseApplication):
         return self.factory()
 
 
+def multiprocess_metrics_dir() -> str:
+    """A fresh directory for the workers' metric files, the process told to use it.
+
+    prometheus_client picks its value class once, at import, from the variable: when it
+    was imported before the variable was set, the choice is made again here.
+    """
+    folder = tempfile.mkdtemp(prefix="scheduler-web-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    values = sys.modules.get("prometheus_client.values")
+    if values is not None:
+        values.ValueClass = values.get_value_class()
+    return folder
+
+
 def serve(settings, registry, host, port, workers, threads):
     """Run gunicorn until SIGINT/SIGTERM; each worker builds the app from ``settings``."""
     from .logs import configure_logging
     from .services import build_services
     from .web import create_app
+    from .web.metrics import MULTIPROCESS_DIR_KEY
+
+    metrics_dir = multiprocess_metrics_dir()
 
     def factory():
         configure_logging(settings)
-        return create_app(services=build_services(settings, registry))
+        services = build_services(settings, registry)
+        services.extras[MULTIPROCESS_DIR_KEY] = metrics_dir
+        return create_app(services=services)
+
+    def child_exit(_arbiter, worker):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid, metrics_dir)
 
     options = {
         "bind": f"{host}:{port}",
@@ -93,5 +129,12 @@ def serve(settings, registry, host, port, workers, threads):
         "control_socket_disable": True,
         # Said once the sockets are bound, not before.
         "when_ready": lambda _arbiter: logger.info("web listening on http://%s:%s", host, port),
+        "child_exit": child_exit,
     }
-    _GunicornApp(factory, options).run()
+    master = os.getpid()
+    try:
+        _GunicornApp(factory, options).run()
+    finally:
+        # A worker leaves through here too (its SystemExit unwinds the forked stack).
+        if os.getpid() == master:
+            shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -55,6 +55,11 @@ def dead_messages_key(prefix: str, queue: str) -> str:
     return f"{prefix}{queue}{DEAD_SUFFIX}.msgs"
 
 
+def heartbeats_key(prefix: str) -> str:
+    """The sorted set of worker ids by the time (epoch ms) of their last broker command."""
+    return f"{prefix}__heartbeats__"
+
+
 def new_rid(job_id: str) -> str:
     """A fresh Redis message id for a message of ``job_id``."""
     return f"{job_id}{RID_SEPARATOR}{os.urandom(8).hex()}"

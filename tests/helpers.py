@@ -66,3 +66,54 @@ def running_worker(services, threads=1, timeout_ms=50):
     finally:
         worker.stop(timeout=10_000)
         pump.stop()
+
+
+class AlertReceiver:
+    """A tiny HTTP server that keeps the JSON body of every POST made to it.
+
+    ``mode``: ``ok`` answers 204; ``hang`` keeps every request open, answering nothing,
+    until :meth:`stop`.
+    """
+
+    def __init__(self, mode: str = "ok"):
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.mode = mode
+        self.bodies: list[dict] = []
+        self._release = threading.Event()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                data = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                receiver.bodies.append(json.loads(data))
+                if receiver.mode == "hang":
+                    receiver._release.wait(60)
+                    return
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
+
+    def start(self) -> "AlertReceiver":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+    def of_kind(self, kind: str) -> list[dict]:
+        return [b for b in list(self.bodies) if b.get("details", {}).get("kind") == kind]

@@ -218,7 +218,8 @@ def test_sigterm_mid_job_lets_the_job_finish_and_exits_0(child_env, services):
 
 def test_no_secret_reaches_the_logs_health_or_metrics(child_env, services, tmp_path,
                                                       reference_api):
-    secrets = {"SCHEDULER_API_TOKEN": "sched-token-7f3a9c", "ADMIN_DASHBOARD_PASSWORD": "dash-pw-51e0"}
+    secrets = {"SCHEDULER_API_TOKEN": "sched-token-7f3a9c", "ADMIN_DASHBOARD_PASSWORD": "dash-pw-51e0",
+               "ALERT_WEBHOOK_URL": f"http://127.0.0.1:{free_port()}/hook-secret-93b1"}
     port = free_port()
     log = open(tmp_path / "run.log", "w+")
     env = child_env("sample", PORT=port, HOST="127.0.0.1", LOG_LEVEL="DEBUG",

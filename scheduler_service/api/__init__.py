@@ -45,9 +45,33 @@ def get_api_client(services) -> "ApiClient":
         if client is None or client.pid != os.getpid():
             from .client import ApiClient
 
-            client = ApiClient.from_settings(services.settings)
-            services.extras[EXTRAS_KEY] = client
+            client = use_api_client(services, ApiClient.from_settings(services.settings))
         return client
+
+
+def use_api_client(services, client: "ApiClient") -> "ApiClient":
+    """Make ``client`` the process's API client: its calls and request durations recorded in
+    the metrics every process shares, its breaker's state reported, its openings alerted."""
+    from ..alerts import get_alerter
+    from ..metrics import API_CIRCUIT_OPENED
+    from ..recorder import get_recorder
+
+    recorder = get_recorder(services)
+    client.stats.recorder = recorder
+    breaker = client.breaker
+    if breaker is not None:
+        alerts = get_alerter(services)
+        recorder.breaker_state = lambda: breaker.state_value
+
+        def opened(breaker, error):
+            recorder.incr(API_CIRCUIT_OPENED)
+            recorder.flush_soon()
+            alerts.breaker_opened(breaker.failure_count, breaker.duration_s, error)
+
+        breaker.on_open = opened
+        breaker.on_close = lambda breaker: recorder.flush_soon()
+    services.extras[EXTRAS_KEY] = client
+    return client
 
 
 def __getattr__(name):
@@ -60,5 +84,5 @@ def __getattr__(name):
 
 __all__ = [
     "ApiClient", "Campaign", "Effect", "EffectExecution", "EffectExecutionResult", "Event",
-    "Page", "Settlement", "Structure", "get_api_client", "EXTRAS_KEY",
+    "Page", "Settlement", "Structure", "get_api_client", "use_api_client", "EXTRAS_KEY",
 ]

@@ -60,6 +60,10 @@ class ApiCircuitBreaker(CircuitBreaker):
         self.trial_wait_s = trial_wait_s
         #: How many times the breaker has opened (a counter for metrics).
         self.times_opened = 0
+        #: ``on_open(breaker, error)``: called (outside the lock) each time it opens.
+        self.on_open: Callable[["ApiCircuitBreaker", BaseException], None] | None = None
+        #: ``on_close(breaker)``: called (outside the lock) when a call closes it again.
+        self.on_close: Callable[["ApiCircuitBreaker"], None] | None = None
 
     @property
     def threshold(self) -> int:
@@ -113,6 +117,7 @@ class ApiCircuitBreaker(CircuitBreaker):
             error: what the call raised, or None on success.
             trial: what :meth:`admit` returned for it.
         """
+        opened = closed = False
         with self._lock:
             if trial:
                 self._trial_running = False
@@ -122,6 +127,7 @@ class ApiCircuitBreaker(CircuitBreaker):
                 if trial or self._failure_count >= self._failure_threshold:
                     if self._state != STATE_OPEN or trial:
                         self.times_opened += 1
+                        opened = True
                         logger.warning("API circuit breaker opened for %.1fs after %s transient "
                                        "failure(s): %s", self._recovery_timeout,
                                        self._failure_count, error)
@@ -130,7 +136,18 @@ class ApiCircuitBreaker(CircuitBreaker):
             elif error is None or isinstance(error, UpstreamError):
                 if self._state == STATE_OPEN:
                     logger.info("API circuit breaker closed: a call succeeded")
+                    closed = True
                 self.reset()
+        self._notify(opened, closed, error)
+
+    def _notify(self, opened: bool, closed: bool, error) -> None:
+        try:
+            if opened and self.on_open is not None:
+                self.on_open(self, error)
+            if closed and self.on_close is not None:
+                self.on_close(self)
+        except Exception:  # an observer's failure must never fail the call
+            logger.exception("circuit breaker observer failed")
 
     def run(self, operation: str | None, func: Callable[[bool], T]) -> T:
         """Call ``func(trial)`` under the breaker; see :meth:`admit` and :meth:`record`."""

@@ -26,6 +26,7 @@ from collections import Counter
 from datetime import datetime
 from typing import Any, Callable, Iterator
 
+from ..metrics import API_CALLS, API_DURATION, API_RETRIES
 from ..errors import (
     BadInput,
     CircuitOpen,
@@ -73,20 +74,35 @@ def outcome_of(error: BaseException | None) -> str:
 
 
 class CallStats:
-    """Thread-safe counters of calls by (operation, outcome) and of retries by operation."""
+    """Thread-safe counters of calls by (operation, outcome) and of retries by operation.
+
+    With a ``recorder`` (:class:`scheduler_service.recorder.Recorder`, attached by
+    :func:`scheduler_service.api.use_api_client`) each call, retry and request duration is
+    also recorded in the metrics every process shares.
+    """
 
     def __init__(self):
         self._lock = threading.Lock()
         self.calls: Counter = Counter()
         self.retries: Counter = Counter()
+        self.recorder = None
 
     def call(self, operation: str, outcome: str) -> None:
         with self._lock:
             self.calls[(operation, outcome)] += 1
+        if self.recorder is not None:
+            self.recorder.incr(API_CALLS, (operation, outcome))
 
     def retry(self, operation: str) -> None:
         with self._lock:
             self.retries[operation] += 1
+        if self.recorder is not None:
+            self.recorder.incr(API_RETRIES, (operation,))
+
+    def request(self, operation: str, seconds: float) -> None:
+        """One HTTP request of ``operation`` took ``seconds`` (answered or not)."""
+        if self.recorder is not None:
+            self.recorder.observe(API_DURATION, (operation,), seconds)
 
     def snapshot(self) -> tuple[dict, dict]:
         """Copies of ``(calls, retries)``."""
@@ -199,8 +215,12 @@ class ApiClient:
         while True:
             if self.limiter is not None:
                 self.limiter.acquire()
+            started = time.perf_counter()
             try:
-                return self.transport.post(body, operation)
+                try:
+                    return self.transport.post(body, operation)
+                finally:
+                    self.stats.request(operation, time.perf_counter() - started)
             except Transient as e:
                 ambiguous = e.maybe_applied and not resend_safe
                 if attempt >= retries or self._breaker_opened() or (ambiguous and confirm is None):

@@ -1,15 +1,20 @@
-"""The ``api`` component of ``/health`` and the client's Prometheus metrics.
+"""The ``api`` component of ``/health`` and the breaker gauges of ``/metrics``.
 
-Both report the state this process's client already knows (breaker state, call counters);
-neither makes a request to the API.
+The health check reports the state this process's client already knows; the gauges, what
+every process with a client reported to Redis. Neither makes a request to the API.
 """
 
 from __future__ import annotations
+
+import logging
+import time
 
 from circuitbreaker import STATE_CLOSED, STATE_HALF_OPEN
 
 from ..jobtypes import HealthStatus
 from . import get_api_client
+
+logger = logging.getLogger(__name__)
 
 
 def api_check(services) -> HealthStatus:
@@ -33,30 +38,36 @@ def api_check(services) -> HealthStatus:
 
 
 class ApiCollector:
-    """Prometheus collector: breaker state and the calls made by this process's client."""
+    """Prometheus collector of the breakers of every process with an API client.
+
+    Each such process reports its breaker's state with its metrics (see
+    :mod:`scheduler_service.metrics`); the calls, retries and request durations are exported
+    with the other families kept in Redis.
+    """
 
     def __init__(self, services):
         self.services = services
 
     def collect(self):
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+        from prometheus_client.core import GaugeMetricFamily
 
-        client = get_api_client(self.services)
+        from ..metrics import read_processes
+
         state = GaugeMetricFamily("scheduler_api_circuit_state",
-                                  "API circuit breaker: 0 closed, 1 half-open, 2 open.")
-        opened = CounterMetricFamily("scheduler_api_circuit_opened",
-                                     "Times the API circuit breaker opened.")
-        calls = CounterMetricFamily("scheduler_api_calls", "API calls by operation and outcome.",
-                                    labels=["operation", "outcome"])
-        retries = CounterMetricFamily("scheduler_api_retries",
-                                      "Retries of transient API failures by operation.",
-                                      labels=["operation"])
-        breaker = client.breaker
-        state.add_metric([], breaker.state_value if breaker else 0)
-        opened.add_metric([], breaker.times_opened if breaker else 0)
-        call_counts, retry_counts = client.stats.snapshot()
-        for (operation, outcome), count in sorted(call_counts.items()):
-            calls.add_metric([operation, outcome], count)
-        for operation, count in sorted(retry_counts.items()):
-            retries.add_metric([operation], count)
-        yield from (state, opened, calls, retries)
+                                  "API circuit breaker, the worst of every live process: 0 closed, "
+                                  "1 half-open, 2 open.")
+        open_ = GaugeMetricFamily("scheduler_api_circuit_open_processes",
+                                  "Live processes whose API circuit breaker is open.")
+        live = GaugeMetricFamily("scheduler_api_client_processes",
+                                 "Live processes with an API client (reporting their breaker).")
+        prefix = f"{self.services.settings.redis_namespace}:"
+        try:
+            entries = read_processes(self.services.redis, prefix, int(time.time() * 1000))
+        except Exception as e:  # a scrape must still answer while Redis is down
+            logger.warning("API breaker metrics unavailable: %s", e)
+            return
+        states = [int(e.get("breaker") or 0) for e in entries.values()]
+        state.add_metric([], max(states, default=0))
+        open_.add_metric([], sum(1 for s in states if s == 2))
+        live.add_metric([], len(states))
+        yield from (state, open_, live)

@@ -37,9 +37,11 @@ from apscheduler.events import EVENT_JOB_MISSED
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from ..alerts import get_alerter
 from ..dispatch import send_job
 from ..errors import SchedulerServiceError
 from ..jobstore import TERMINAL, now_ms
+from ..metrics import sweep_failed, sweep_failures
 from ..repair import job_repair
 from ..timers import WallTimerPump
 from .expr import (
@@ -100,6 +102,11 @@ class CronProcess:
         self._control: threading.Thread | None = None
         self._started_at = clock()
         self._leader_since: int | None = None
+        self.alerts = get_alerter(services)
+        self._metrics_prefix = f"{settings.redis_namespace}:"
+        #: Per sweep, the failures in a row last alerted here (a new one alerts again).
+        self._streaks: dict[str, int] = {}
+        self._streaks_lock = threading.Lock()
 
     # -- life cycle --------------------------------------------------------------------
     def start(self) -> "CronProcess":
@@ -182,6 +189,8 @@ class CronProcess:
         while not self._stop.wait(CONTROL_POLL_S):
             try:
                 self.sync()
+                if self.is_leader() and self.alerts.enabled:
+                    self.check_sweeps(sweep_failures(self.services.redis, self._metrics_prefix))
                 if failing:
                     logger.info("schedule state readable again")
                 failing = False
@@ -200,6 +209,30 @@ class CronProcess:
     def _on_elected(self) -> None:
         self._leader_since = self.clock()
         threading.Thread(target=self._catch_up, name="cron-catch-up", daemon=True).start()
+        try:
+            previous = self.store.note_leader(self.identity)
+        except Exception as e:
+            logger.warning("could not record the leader change: %s", e)
+            return
+        if previous and previous != self.identity:
+            self.alerts.send("cron_leader_changed", "cron", "info",
+                             f"Cron leadership changed hands: {self.identity} took over from "
+                             f"{previous}", {"leader": self.identity, "previousLeader": previous})
+
+    def check_sweeps(self, streaks: dict[str, int]) -> list[str]:
+        """Alert on each sweep that failed twice or more in a row and failed again since it
+        was last alerted here; returns those sweeps."""
+        alerted = []
+        for name, streak in sorted(streaks.items()):
+            with self._streaks_lock:
+                seen = self._streaks.get(name, 0)
+                self._streaks[name] = streak
+            if streak >= 2 and streak > seen:
+                self.alerts.send("sweep_failing", name, "critical",
+                                 f"Sweep {name} failed {streak} times in a row",
+                                 {"sweep": name, "consecutiveFailures": streak})
+                alerted.append(name)
+        return alerted
 
     def _on_lost(self, reason: str) -> None:
         self._leader_since = None
@@ -364,8 +397,11 @@ class CronProcess:
             self.store.record_run(name, {"start": started_ms, "durationMs": duration,
                                          "outcome": "failed", "error": message, "tick": tick_ms,
                                          "trigger": origin, "detail": None})
+            streak = sweep_failed(self.services.redis, self._metrics_prefix, name)
         except Exception as e:  # Redis itself is what failed
             logger.warning("could not record the failed run: %s", e)
+        else:
+            self.check_sweeps({name: streak})
         return "failed"
 
 

@@ -12,7 +12,8 @@ Keys (all under ``REDIS_NAMESPACE``):
   moves forward, by one Lua call, however many leaders (a stale one included) write it;
 * ``cron:runs:{sweep}`` — list: the latest runs, newest first (``RUNS_KEPT`` of them);
 * ``cron:stats`` — hash: run counts per sweep and outcome (the metrics read it);
-* ``cron:replicas`` — hash: each replica's last heartbeat, role and applied version.
+* ``cron:replicas`` — hash: each replica's last heartbeat, role and applied version;
+* ``cron:last-leader`` — the identity of the replica that was elected last.
 
 The web process writes the state and history; the cron leader writes runs and stats;
 both read everything through this class and nothing else knows these keys. ``now``
@@ -320,6 +321,10 @@ class ScheduleStore:
     def heartbeat(self, identity: str, info: dict) -> None:
         info = {**info, "seenAt": self.clock()}
         self.redis.hset(self.key("replicas"), identity, json.dumps(info))
+
+    def note_leader(self, identity: str) -> str | None:
+        """Record ``identity`` as the replica elected last; returns the one before it."""
+        return _text(self.redis.getset(self.key("last-leader"), identity))
 
     def forget_replica(self, identity: str) -> None:
         self.redis.hdel(self.key("replicas"), identity)

@@ -16,6 +16,7 @@ import time
 
 import redis
 
+from ..alerts import get_alerter
 from ..campaigns import get_campaign_directory
 from ..errors import UpstreamError
 from ..event_expiration import MESSAGE_PRIORITY, SYSTEM
@@ -66,6 +67,8 @@ class Subscriber:
         self.cap_s = self.settings.subscriber_reconnect_max_ms / 1000
         self.connected = threading.Event()
         self.reconnects = 0
+        self.alerts = get_alerter(services)
+        self._down_alerted = False
         #: Per campaign, the newest world-time message that arrived inside its cooldown
         #: window, and when the window ends (monotonic seconds): its reactions run then.
         self.trailing: dict[str, tuple[float, WorldTimeAdvanced]] = {}
@@ -86,10 +89,13 @@ class Subscriber:
             logger.warning("invalid message on %s: %s", name, e,
                            extra={"channel": name, "reason": e.reason})
             self.status.message(e.event, invalid_reason=e.reason)
+            self.status.count(f"outcome:{e.event}:invalid")
             return
         self.status.message(message.event)
+        event = message.event
         message = self.verify(message)
         if message is None:
+            self.status.count(f"outcome:{event}:dropped")
             return
         first = True
         if needs_cooldown(message, self.settings.subscriber_cooldown_ms):
@@ -101,12 +107,31 @@ class Subscriber:
             pump_world(self.services.jobs, message.campaign_id, actions.pump_world_to_ms)
         if actions.reactions is None:
             self.status.count("deduplicated")
+            self.status.count(f"outcome:{event}:deduplicated")
             self._defer(message)
             logger.debug("world time of %s advanced inside its cooldown; timers pumped, "
                          "reactions deferred to the window's end", message.campaign_id,
                          extra={"campaign_id": message.campaign_id})
             return
         self.react(actions.reactions, message)
+        self.status.count(f"outcome:{event}:handled")
+
+    def check_down(self, now_ms: int | None = None) -> bool:
+        """Alert once when this subscriber has been disconnected for ``ALERT_SUBSCRIBER_DOWN_S``;
+        returns whether it alerted now."""
+        if self.status.state != "disconnected" or self._down_alerted:
+            return False
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        down_s = (now_ms - self.status.since) / 1000
+        if down_s < self.settings.alert_subscriber_down_s:
+            return False
+        self._down_alerted = True
+        self.alerts.send("subscriber_down", self.status.instance_id, "warning",
+                         f"Subscriber {self.status.instance_id} has been disconnected from Redis "
+                         f"for {down_s:.0f}s", {"instance": self.status.instance_id,
+                                                "downSeconds": round(down_s, 1),
+                                                "lastError": self.status.last_error})
+        return True
 
     def _defer(self, message: WorldTimeAdvanced) -> None:
         """Keep the newest message of a window; its reactions run when the window ends."""
@@ -243,6 +268,7 @@ class Subscriber:
                 else:
                     logger.info("subscriber listening on %s", ", ".join(PATTERNS))
                 was_connected, failures = True, 0
+                self._down_alerted = False
                 self.connected.set()
                 self._listen(pubsub, stop)
             except REDIS_FAILURES + (redis.RedisError,) as e:
@@ -252,7 +278,7 @@ class Subscriber:
                 self.status.set_state("disconnected", f"{type(e).__name__}: {e}")
                 logger.warning("subscriber lost Redis (%s: %s); reconnecting in %.1fs",
                                type(e).__name__, e, delay, extra={"attempt": failures})
-                stop.wait(delay)
+                self._wait_reconnect(stop, delay)
             finally:
                 _close(pubsub, client)
         self.connected.clear()
@@ -262,6 +288,15 @@ class Subscriber:
         except redis.RedisError as e:
             logger.warning("could not remove the subscriber's status: %s", e)
         logger.info("subscriber stopped")
+
+    def _wait_reconnect(self, stop: threading.Event, delay: float) -> None:
+        """Wait ``delay`` before reconnecting, watching how long the subscriber has been down."""
+        deadline = time.monotonic() + delay
+        while True:
+            self.check_down()
+            left = deadline - time.monotonic()
+            if left <= 0 or stop.wait(min(left, 1.0)):
+                return
 
     def _listen(self, pubsub, stop: threading.Event) -> None:
         next_heartbeat = time.monotonic() + HEARTBEAT_S

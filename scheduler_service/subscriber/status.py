@@ -5,9 +5,9 @@ Keys (under ``REDIS_NAMESPACE``):
 * ``subscriber:instances`` — hash: instance id → JSON ``{"state", "since", "heartbeat",
   "lastMessageAt", "host", "pid"}``; a subscriber refreshes its entry every few seconds
   and removes it when it stops cleanly;
-* ``subscriber:stats`` — hash of counters shared by every replica (messages received and
-  invalid by event, reconnects, deduplicated world-time messages, reaction errors) and
-  ``lastMessageAt``.
+* ``subscriber:stats`` — hash of counters shared by every replica (messages received,
+  invalid and by outcome per event, reconnects, deduplicated world-time messages, reaction
+  errors) and ``lastMessageAt``.
 
 The ``subscriber`` health component and the ``scheduler_subscriber_*`` metrics read them.
 """
@@ -220,6 +220,11 @@ class SubscriberCollector:
             "worldTimeAdvanced messages inside a campaign's cooldown window (timers pumped only).")
         errors = CounterMetricFamily("scheduler_subscriber_reaction_errors",
                                      "Reactions that raised.", labels=["reaction"])
+        outcomes = CounterMetricFamily(
+            "scheduler_subscriber_messages",
+            "Campaign messages by event (the channel's kind) and outcome: handled, "
+            "deduplicated (inside the campaign's cooldown), dropped, invalid.",
+            labels=["event", "outcome"])
         connected = GaugeMetricFamily("scheduler_subscriber_connected",
                                       "Subscribers connected to Redis and alive.")
         last = GaugeMetricFamily("scheduler_subscriber_last_message_timestamp_seconds",
@@ -243,6 +248,9 @@ class SubscriberCollector:
                 dropped.add_metric([event, reason], value)
             elif kind == "reaction_errors":
                 errors.add_metric([rest], value)
+            elif kind == "outcome":
+                event, _, outcome = rest.partition(":")
+                outcomes.add_metric([event, outcome], value)
         reconnects.add_metric([], stats.get("reconnects", 0))
         deduplicated.add_metric([], stats.get("deduplicated", 0))
         trailing.add_metric([], stats.get("trailing", 0))
@@ -250,5 +258,5 @@ class SubscriberCollector:
         connected.add_metric([], health.details.get("connected", 0))
         if stats.get("lastMessageAt"):
             last.add_metric([], stats["lastMessageAt"] / 1000)
-        yield from (received, invalid, dropped, clamped, reconnects, deduplicated, trailing, errors,
-                    connected, last)
+        yield from (received, outcomes, invalid, dropped, clamped, reconnects, deduplicated,
+                    trailing, errors, connected, last)

@@ -12,6 +12,7 @@ from circuitbreaker import STATE_CLOSED, STATE_HALF_OPEN, STATE_OPEN
 
 from api_helpers import count_requests
 from helpers import wait_for
+from scheduler_service.api import use_api_client
 from scheduler_service.api.health import api_check
 from scheduler_service.embedded_redis import free_port
 from scheduler_service.errors import (
@@ -129,7 +130,7 @@ def test_the_breaker_opens_fails_fast_half_opens_and_closes(make_client, service
     # Given a client whose breaker opens after 3 failed calls for 3 s, and a failing API
     client = make_client(API_CIRCUIT_BREAKER_THRESHOLD=3, API_CIRCUIT_BREAKER_DURATION_MS=3000,
                          API_MAX_RETRIES=1)
-    services.extras["api"] = client
+    use_api_client(services, client)
     web = create_app(services=services).test_client()
     requests_made = count_requests(client)
     headers = client.transport.session.headers

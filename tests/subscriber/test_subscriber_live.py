@@ -167,6 +167,8 @@ def test_malformed_messages_are_counted_and_the_subscriber_carries_on(
     assert len(expiration_jobs(services, c1)) == 1
     assert stats(services)["received:worldTimeAdvanced"] == 5
     assert stats(services)["received:entityModified"] == 2
+    wait_for(lambda: stats(services).get("outcome:worldTimeAdvanced:handled") == 1,
+             message="the good message counted as handled")
     # /metrics counts the invalid ones by event and reason
     web = create_app(services=services).test_client()
     samples = metric_samples(web.get("/metrics").get_data(as_text=True))
@@ -182,6 +184,12 @@ def test_malformed_messages_are_counted_and_the_subscriber_carries_on(
     assert invalid("entityModified", "not_object") == 1
     assert samples[("scheduler_subscriber_messages_received_total",
                     (("event", "worldTimeAdvanced"),))] == 5
+    # and every message by event and outcome
+    outcomes = {labels: v for (name, labels), v in samples.items()
+                if name == "scheduler_subscriber_messages_total"}
+    assert outcomes == {(("event", "worldTimeAdvanced"), ("outcome", "invalid")): 4,
+                        (("event", "worldTimeAdvanced"), ("outcome", "handled")): 1,
+                        (("event", "entityModified"), ("outcome", "invalid")): 2}
     assert samples[("scheduler_subscriber_connected", ())] == 1
     assert samples[("scheduler_subscriber_last_message_timestamp_seconds", ())] > 0
     # and /health shows the subscriber up with its last message
