@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import requests
 
@@ -71,8 +72,9 @@ def serve_hello(port: int) -> None:
 
         return app
 
-    # serve() builds the services and the app in each worker: build neither, serve hello.
-    scheduler_service.services.build_services = lambda *args, **kwargs: None
+    # serve() builds the services and the app in each worker: build neither (an empty
+    # stand-in takes the services' place), serve hello.
+    scheduler_service.services.build_services = lambda *args, **kwargs: SimpleNamespace(extras={})
     scheduler_service.web.create_app = lambda *args, **kwargs: hello_app()
     webserver.serve(load_settings(), None, "127.0.0.1", port, DEFAULTS["workers"],
                     DEFAULTS["threads"])
