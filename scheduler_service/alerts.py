@@ -198,25 +198,20 @@ class Alerter:
             time.sleep(0.02)
 
 
-_build_lock = threading.Lock()
 #: Key of the alerter in ``Services.extras``.
 EXTRAS_KEY = "alerts"
 
 
 def get_alerter(services) -> Alerter:
     """The process's alerter, built from the settings on first use (one per process)."""
-    alerter = services.extras.get(EXTRAS_KEY)
-    if alerter is not None and alerter.pid == os.getpid():
-        return alerter
-    with _build_lock:
-        alerter = services.extras.get(EXTRAS_KEY)
-        if alerter is None or alerter.pid != os.getpid():
-            settings = services.settings
-            recorder = get_recorder(services) if settings.alert_webhook_url else None
-            alerter = Alerter(
-                settings.alert_webhook_url, settings.alert_cooldown_s, redis=services.redis,
-                prefix=f"{settings.redis_namespace}:",
-                count=(lambda kind, result: recorder.incr(ALERTS, (kind, result))) if recorder
-                else (lambda kind, result: None))
-            services.extras[EXTRAS_KEY] = alerter
-        return alerter
+
+    def build():
+        settings = services.settings
+        recorder = get_recorder(services) if settings.alert_webhook_url else None
+        return Alerter(
+            settings.alert_webhook_url, settings.alert_cooldown_s, redis=services.redis,
+            prefix=f"{settings.redis_namespace}:",
+            count=(lambda kind, result: recorder.incr(ALERTS, (kind, result))) if recorder
+            else (lambda kind, result: None))
+
+    return services.per_process(EXTRAS_KEY, build)

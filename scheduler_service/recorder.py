@@ -141,19 +141,11 @@ class Recorder:
                     logger.debug("could not prune process entries: %s", e)
 
 
-_build_lock = threading.Lock()
 #: Key of the recorder in ``Services.extras``.
 EXTRAS_KEY = "metrics"
 
 
 def get_recorder(services) -> Recorder:
     """The process's recorder (started on first use; a forked child gets its own)."""
-    recorder = services.extras.get(EXTRAS_KEY)
-    if recorder is not None and recorder.pid == os.getpid():
-        return recorder
-    with _build_lock:
-        recorder = services.extras.get(EXTRAS_KEY)
-        if recorder is None or recorder.pid != os.getpid():
-            recorder = Recorder(services.redis, f"{services.settings.redis_namespace}:").start()
-            services.extras[EXTRAS_KEY] = recorder
-        return recorder
+    return services.per_process(EXTRAS_KEY, lambda: Recorder(
+        services.redis, f"{services.settings.redis_namespace}:").start())

@@ -6,6 +6,8 @@ the API client through this object; none of them builds its own.
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +21,10 @@ from .jobstore import JobStore
 from .lifecycle import JobRecords
 from .plugins import Registry, load_registry
 from .redis_client import connect
+
+
+#: Guards building the per-process components (re-entrant: one may need another).
+_PER_PROCESS_LOCK = threading.RLock()
 
 
 @dataclass
@@ -38,6 +44,24 @@ class Services:
     @property
     def queue_names(self) -> list[str]:
         return queueing.all_queue_names()
+
+    def per_process(self, key: str, build):
+        """The component kept in ``extras[key]``, made by ``build()`` on first use.
+
+        One per process: a component that carries a ``pid`` attribute (the process that
+        built it) is built again in a forked child, whose threads and sockets it does not
+        share.
+        """
+        pid = os.getpid()
+        found = self.extras.get(key)
+        if found is not None and getattr(found, "pid", pid) == pid:
+            return found
+        with _PER_PROCESS_LOCK:
+            found = self.extras.get(key)
+            if found is None or getattr(found, "pid", pid) != pid:
+                found = build()
+                self.extras[key] = found
+            return found
 
     def close(self):
         """Release connections (the broker's pool and ours), the metrics written first."""

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import redis
+from helpers import stop_process
 
 from scheduler_service.embedded_redis import (
     EmbeddedRedis, _die_with_parent, free_port, redis_server_binary,
@@ -90,14 +91,8 @@ class EmbeddedSentinel:
             client.close()
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process is not None:
+            stop_process(self.process, timeout)
 
 
 class SentinelDeployment:

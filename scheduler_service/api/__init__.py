@@ -7,8 +7,6 @@ Handlers reach it through :func:`get_api_client`; it returns the dataclasses of
 
 from __future__ import annotations
 
-import os
-import threading
 from typing import TYPE_CHECKING
 
 from .models import (
@@ -28,8 +26,6 @@ if TYPE_CHECKING:
 #: Key of the client in ``Services.extras``.
 EXTRAS_KEY = "api"
 
-_build_lock = threading.Lock()
-
 
 def get_api_client(services) -> "ApiClient":
     """The process's API client, built from ``services.settings`` on first use.
@@ -37,16 +33,13 @@ def get_api_client(services) -> "ApiClient":
     Building it makes no network call. A forked child process gets a client (and an HTTP
     connection pool) of its own instead of sharing its parent's sockets.
     """
-    client = services.extras.get(EXTRAS_KEY)
-    if client is not None and client.pid == os.getpid():
-        return client
-    with _build_lock:
-        client = services.extras.get(EXTRAS_KEY)
-        if client is None or client.pid != os.getpid():
-            from .client import ApiClient
 
-            client = use_api_client(services, ApiClient.from_settings(services.settings))
-        return client
+    def build():
+        from .client import ApiClient
+
+        return use_api_client(services, ApiClient.from_settings(services.settings))
+
+    return services.per_process(EXTRAS_KEY, build)
 
 
 def use_api_client(services, client: "ApiClient") -> "ApiClient":

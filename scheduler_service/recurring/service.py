@@ -123,12 +123,8 @@ class Definition:
 
 def recurring_store(services) -> RecurringStore:
     """The process's recurring-job store, built on first use."""
-    store = services.extras.get(EXTRAS_KEY)
-    if store is None:
-        store = RecurringStore(services.redis, services.settings.redis_namespace,
-                               services.jobs.retention_s)
-        services.extras[EXTRAS_KEY] = store
-    return store
+    return services.per_process(EXTRAS_KEY, lambda: RecurringStore(
+        services.redis, services.settings.redis_namespace, services.jobs.retention_s))
 
 
 def occurrence_key(rid: str, at_ms: int) -> str:

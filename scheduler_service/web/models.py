@@ -16,6 +16,13 @@ JobState = Literal["scheduled", "queued", "running", "succeeded", "failed", "dea
 assert set(JobState.__args__) == set(STATES)  # noqa: S101 - keep the two lists in step
 
 
+def not_null(value):
+    """Validator of a field that may be left out of a change but not set to null."""
+    if value is None:
+        raise ValueError("must not be null")
+    return value
+
+
 def _check_timestamp(value):
     if value is None:
         return value
@@ -239,12 +246,7 @@ class PatchSchedule(_Strict):
                 raise ValueError(f"not a valid cron expression: {error}")
         return value
 
-    @field_validator("enabled", "overlap")
-    @classmethod
-    def _not_null(cls, value):
-        if value is None:
-            raise ValueError("must not be null")
-        return value
+    _not_null = field_validator("enabled", "overlap")(not_null)
 
     @model_validator(mode="after")
     def _something(self):

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from ..cron.expr import cron_error
 from ..recurring.pattern import duration_error
 from ..times import parse_iso_ms
-from .models import _check_timestamp, _Strict
+from .models import _check_timestamp, _Strict, not_null
 
 Clock = Literal["wall", "world"]
 CatchUp = Literal["all", "latest", "skip"]
@@ -114,12 +114,7 @@ class PatchRecurring(_Strict):
     _cron = field_validator("cron")(_valid_cron)
     _every = field_validator("every", "catchUpWindow")(_valid_duration)
 
-    @field_validator("paused", "cron", "every", "payload", "priority", "catchUp")
-    @classmethod
-    def _not_null(cls, value):
-        if value is None:
-            raise ValueError("must not be null")
-        return value
+    _not_null = field_validator("paused", "cron", "every", "payload", "priority", "catchUp")(not_null)
 
     @model_validator(mode="after")
     def _something(self):
