@@ -5,6 +5,7 @@ their timers, as the subscriber does. Nothing sleeps past a boundary: a test wai
 deadline, for the recurrence to settle (its timer waiting again, or the recurrence ended).
 """
 
+import logging
 import threading
 
 import pytest
@@ -81,7 +82,8 @@ def world(services):
 # -- both clocks -----------------------------------------------------------------------
 
 def test_interval_on_the_world_clock_fires_each_occurrence_once_with_its_time_in_context(
-        services, worker, world):
+        services, worker, world, caplog):
+    caplog.set_level(logging.INFO, logger="scheduler_service")  # as deployments log
     # Given "market day every 7 days of world time", created at W0 (first one a week later)
     rid = new_recurring(services, W0, type="SAMPLE_OCCURRENCE", every="P7D")
     assert definition(services, rid).cursor == W0 + 7 * DAY
@@ -102,6 +104,13 @@ def test_interval_on_the_world_clock_fires_each_occurrence_once_with_its_time_in
         "occurrence": {"recurringId": rid, "atMs": W0 + 7 * DAY, "clock": "world"},
         "echo": "market day"}
     assert definition(services, rid).cursor == W0 + 28 * DAY
+    # every tick ran once, logging what it created (no attempt failed, on logging either)
+    ticks = jobs_of(services, "RECURRING_TICK")
+    finished = [t for t in ticks if t["state"] != "scheduled"]
+    assert len(finished) == 3  # one per occurrence: a tick waits for its occurrence
+    assert all(t["state"] == "succeeded" and t["attempts"] == 1 for t in finished), finished
+    assert [r.occurrences_created for r in caplog.records
+            if hasattr(r, "occurrences_created")] == [1, 1, 1]
 
 
 def test_cron_on_a_world_clock_in_the_fifteenth_century(services, worker, world):

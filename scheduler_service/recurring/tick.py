@@ -104,7 +104,7 @@ def run_pass(services, rid: str, seq: int, tick_id: str, *, limit: int) -> dict:
                   "continues": plan.more}
         if created:
             logger.info("recurring job %s: %s occurrence(s) created", rid, len(created), extra={
-                "recurring_id": rid, "created": len(created), "skipped": plan.skipped,
+                "recurring_id": rid, "occurrences_created": len(created), "skipped": plan.skipped,
                 "next_occurrence": iso_ms(plan.cursor)})
         return result
     raise RecurringError(f"recurring job {rid}: the record kept changing under the pass")
