@@ -26,9 +26,9 @@ from dramatiq.common import compute_backoff
 from dramatiq.errors import ConnectionClosed
 from dramatiq.middleware import CurrentMessage, ShutdownNotifications, TimeLimit
 
-from . import queueing
+from . import queueing, wire
 from .errors import CircuitOpen, PermanentError
-from .lifecycle import JobRecords, job_id_of
+from .lifecycle import REQUEUED_ORPHAN, JobRecords, job_id_of
 from .redis_client import connect
 from .wire import DELAY_SUFFIX
 
@@ -36,6 +36,8 @@ logger = logging.getLogger(__name__)
 
 #: Seconds between the heartbeats of a draining consumer (well inside any heartbeat timeout).
 DRAINING_HEARTBEAT_S = 1.0
+#: Seconds between two audits of a consumer's acknowledgement set (see ``_JobConsumer.audit``).
+AUDIT_INTERVAL_S = 30.0
 
 
 class _JobConsumer(_RedisConsumer):
@@ -55,6 +57,10 @@ class _JobConsumer(_RedisConsumer):
         self._refill_at = max(1, prefetch // 2)
         self._settler: _Settler | None = None
         self._beat_at = 0.0
+        #: Redis message id of each message handed to a worker thread, by Dramatiq id.
+        self._in_hand: dict[str, str] = {}
+        self._audit_at = time.monotonic() + AUDIT_INTERVAL_S
+        self._suspects: set[str] = set()
 
     def __next__(self):
         if self.records is None:
@@ -67,11 +73,13 @@ class _JobConsumer(_RedisConsumer):
                     self.misses = 0
                     message = self.message_cache.pop(0)
                     self.queued_message_ids.add(message.message_id)
+                    self._in_hand[message.message_id] = message.options.get("redis_message_id")
                     return message
                 self._room.clear()
                 room = self.prefetch - self.outstanding_message_count
                 if room >= self._refill_at or (room > 0 and not self.queued_message_ids):
                     self.broker.maybe_maintain(self.queue_name)
+                    self.audit(time.monotonic())
                     self.message_cache = self.records.fetch(self.broker, self.queue_name, room)
                     if self.message_cache:
                         continue
@@ -116,7 +124,41 @@ class _JobConsumer(_RedisConsumer):
             self._settler.add(self.records.settlement(message, reject=reject))
         finally:
             self.queued_message_ids.discard(message.message_id)
+            self._in_hand.pop(message.message_id, None)
             self._room.set()
+
+    def audit(self, now: float) -> int:
+        """Give back what this worker's acknowledgement set in Redis lists but the worker
+        no longer holds; returns how many went back.
+
+        A message leaves the set only with its acknowledgement. If that write is lost, as
+        when Redis fails over just after the old master answered, the message stays listed
+        under a live worker, whose heartbeat keeps every other worker from taking it, and
+        its record stays ``running`` for good. Every ``AUDIT_INTERVAL_S`` the consumer
+        compares the set with what it holds (prefetched, in a thread's hands, waiting for
+        its acknowledgement to be written); an id missing from its hands at two audits in a
+        row goes back to its queue, its record to ``queued``, and runs again (at least once,
+        as any redelivery; the API client's checks keep its effects single).
+        """
+        if now < self._audit_at or self.records is None:
+            return 0
+        self._audit_at = now + AUDIT_INTERVAL_S
+        held = {m.options.get("redis_message_id") for m in self.message_cache}
+        held.update(self._in_hand.values())
+        if self._settler is not None:
+            held.update(self._settler.pending())
+        key = wire.acks_key(f"{self.broker.namespace}:", self.broker.broker_id, self.queue_name)
+        listed = {r.decode() for r in self.broker.client.smembers(key)}
+        orphans = (listed - held) & self._suspects
+        self._suspects = listed - held - orphans
+        if not orphans:
+            return 0
+        returned = self.records.requeue(self.broker, self.queue_name, sorted(orphans),
+                                        detail=REQUEUED_ORPHAN, spent=True)
+        logger.warning("%s message(s) of %s were still listed as this worker's though it no "
+                       "longer held them (an acknowledgement lost?); %s went back to the queue",
+                       len(orphans), self.queue_name, returned)
+        return returned
 
     def close(self):
         if getattr(self, "_settler", None) is not None:
@@ -151,6 +193,8 @@ class _Settler:
         self.records = broker.records
         self.queue_name = queue_name
         self._items: list = []
+        #: The batch being written (its acknowledgements not yet in Redis).
+        self._writing: list = []
         self._cond = threading.Condition()
         self._stopping = False
         self._closed = False
@@ -167,6 +211,11 @@ class _Settler:
         # A job that ended after the writer stopped (a stopping worker): write it here.
         self.records.settle_many(self.broker, self.queue_name, [settlement])
 
+    def pending(self) -> set[str]:
+        """Redis message ids whose acknowledgement is waiting here or being written."""
+        with self._cond:
+            return {items[0] for _, _, items, _ in (*self._items, *self._writing)}
+
     def stop(self, timeout: float = 5.0) -> None:
         with self._cond:
             self._stopping = True
@@ -182,9 +231,12 @@ class _Settler:
                     self._closed = True
                     return
                 batch, self._items = self._items[:self.BATCH], self._items[self.BATCH:]
+                self._writing = batch
             while True:
                 try:
                     self.records.settle_many(self.broker, self.queue_name, batch)
+                    with self._cond:
+                        self._writing = []
                     break
                 except Exception:  # Redis still away: keep them, try again
                     logger.exception("could not acknowledge %s message(s) of %s; trying again",

@@ -373,12 +373,16 @@ apply_deltas(i)
 return out
 """
 
-# ARGV[5..]: the rids a stopping worker fetched but did not run. Puts each message back on
-# its queue (Dramatiq's requeue) and its claimed record back to queued, the attempt not spent.
+# ARGV: P, now, queue, worker, detail, spent ('1': the attempt counts), then the rids to give
+# back: those a stopping worker fetched but did not run (the attempt not spent), or those its
+# acknowledgement set still lists though it no longer holds them (an acknowledgement lost in
+# a failover: the attempt ran). Puts each message back on its queue (Dramatiq's requeue) and
+# its claimed record back to queued.
 REQUEUE = LUA_WORKER + r"""
 heartbeat()
+local detail, spent = ARGV[5], ARGV[6] == '1'
 local returned = 0
-for i = 5, #ARGV do
+for i = 7, #ARGV do
   local rid = ARGV[i]
   if requeue_message(rid) then
     returned = returned + 1
@@ -386,9 +390,9 @@ for i = 5, #ARGV do
     if id then
       local rec = read(id)
       if rec[1] == 'running' and redis.call('hget', P .. 'job:' .. id, 'rid') == rid then
-        move(id, rec, 'queued',
-             'returned to the queue: its worker stopped before the job ran or finished',
-             now, {'attempts', math.max(0, (tonumber(rec[4]) or 1) - 1)}, 0, '')
+        local attempts = tonumber(rec[4]) or 1
+        if not spent then attempts = math.max(0, attempts - 1) end
+        move(id, rec, 'queued', detail, now, {'attempts', attempts}, 0, '')
       end
     end
   end

@@ -52,6 +52,12 @@ from .metrics import Attempt, job_deltas
 
 logger = logging.getLogger(__name__)
 
+#: History entry of a job given back by a stopping worker.
+REQUEUED_AT_STOP = "returned to the queue: its worker stopped before the job ran or finished"
+#: History entry of a job whose acknowledgement was lost (the worker's audit found it).
+REQUEUED_ORPHAN = ("returned to the queue: its worker no longer held it, its acknowledgement "
+                   "lost (a Redis failover?)")
+
 #: How long a write of an attempt's outcome is retried here while Redis is unreachable,
 #: before the worker's own retry loop (every few seconds, until Redis is back) takes over.
 OUTCOME_RETRY_S = 30.0
@@ -226,14 +232,17 @@ class JobRecords(Middleware):
                 self._sleep(delay)
                 delay = min(delay * 2, OUTCOME_RETRY_MAX_DELAY_S)
 
-    def requeue(self, broker, queue: str, rids) -> int:
-        """Put messages this worker holds (fetched, and not run or handed back at shutdown)
-        back on their queue; their records to ``queued``, the attempt not spent."""
+    def requeue(self, broker, queue: str, rids, *, detail: str = REQUEUED_AT_STOP,
+                spent: bool = False) -> int:
+        """Put messages this worker's acknowledgement set lists back on their queue, their
+        records to ``queued``: those fetched and not run or handed back at shutdown (the
+        attempt not spent), or with ``spent`` those the worker no longer holds (their
+        acknowledgement was lost: the attempt ran). Returns how many went back."""
         rids = list(rids)
         if not rids:
             return 0
         return self._requeue(args=[self.store.prefix, self.store.clock(), queue,
-                                   broker.broker_id, *rids])
+                                   broker.broker_id, detail, "1" if spent else "0", *rids])
 
     # -- middleware hooks ------------------------------------------------------------
     def before_process_message(self, broker, message):

@@ -47,6 +47,11 @@ def delayed_messages_key(prefix: str, queue: str) -> str:
     return f"{prefix}{queue}{DELAY_SUFFIX}.msgs"
 
 
+def acks_key(prefix: str, worker: str, queue: str) -> str:
+    """The set of message ids worker ``worker`` fetched from ``queue`` and holds unacknowledged."""
+    return f"{prefix}__acks__.{worker}.{queue}"
+
+
 def dead_key(prefix: str, queue: str) -> str:
     return f"{prefix}{queue}{DEAD_SUFFIX}"
 
