@@ -101,6 +101,26 @@ def redis_client(redis_server):
 
 
 @pytest.fixture
+def make_services(make_settings, redis_client):
+    """``make(**env)``: services built from settings with ``env``; each is closed, and its
+    keys removed, after the test."""
+    from scheduler_service.services import build_services
+
+    built = []
+
+    def make(**env):
+        made = build_services(make_settings(**env))
+        built.append(made)
+        return made
+
+    yield make
+    for made in built:
+        made.close()
+        for key in redis_client.scan_iter(f"{made.settings.redis_namespace}:*", count=1000):
+            redis_client.delete(key)
+
+
+@pytest.fixture
 def services(settings, redis_client):
     from scheduler_service.services import build_services
 

@@ -33,20 +33,9 @@ def receiver():
 
 
 @pytest.fixture
-def alerting(make_settings, redis_client, receiver):
+def alerting(make_services, receiver):
     """``make(**env)``: services whose alerts go to the receiver; closed afterwards."""
-    built = []
-
-    def make(**env):
-        services = build_services(make_settings(ALERT_WEBHOOK_URL=receiver.url, **env))
-        built.append(services)
-        return services
-
-    yield make
-    for services in built:
-        services.close()
-        for key in redis_client.scan_iter(f"{services.settings.redis_namespace}:*", count=1000):
-            redis_client.delete(key)
+    return lambda **env: make_services(ALERT_WEBHOOK_URL=receiver.url, **env)
 
 
 def counted(services):

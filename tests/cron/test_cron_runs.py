@@ -15,7 +15,6 @@ from scheduler_service.cron.expr import (
 from scheduler_service.cron.process import CronProcess
 from scheduler_service.cron.schedules import ScheduleStore
 from scheduler_service.jobstore import iso_ms
-from scheduler_service.services import build_services
 from scheduler_service.web import create_app
 from helpers import wait_for
 
@@ -47,21 +46,10 @@ def quiet_day() -> datetime:
 
 
 @pytest.fixture
-def cron_services(make_settings, redis_client):
+def cron_services(make_services):
     """``make(**env)``: services whose settings carry ``env`` (a 2 s leader TTL unless it says
     otherwise); keys removed afterwards."""
-    built = []
-
-    def make(**env):
-        services = build_services(make_settings(**{"CRON_LEADER_TTL_S": 2, **env}))
-        built.append(services)
-        return services
-
-    yield make
-    for services in built:
-        services.close()
-        for key in redis_client.scan_iter(f"{services.settings.redis_namespace}:*", count=1000):
-            redis_client.delete(key)
+    return lambda **env: make_services(**{"CRON_LEADER_TTL_S": 2, **env})
 
 
 @pytest.fixture
