@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import subprocess
+import sys
 import time
 
 import pytest
@@ -38,6 +39,23 @@ def stop_process(proc: subprocess.Popen, timeout=20):
             proc.kill()
             proc.wait()
     return proc.returncode
+
+
+def start_role(command, env, log_path) -> subprocess.Popen:
+    """``python -m scheduler_service *command`` as a child, its output in ``log_path``
+    (open as ``proc.log``; :func:`stop_roles` closes it)."""
+    log = open(log_path, "w+")
+    proc = subprocess.Popen([sys.executable, "-m", "scheduler_service", *command], env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    proc.log = log
+    return proc
+
+
+def stop_roles(procs) -> None:
+    """Stop processes :func:`start_role` started (SIGTERM, then SIGKILL) and close their logs."""
+    for proc in procs:
+        stop_process(proc)
+        proc.log.close()
 
 
 def hold_cron_leadership(services, identity="test-leader", ttl_ms=60_000):

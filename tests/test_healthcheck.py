@@ -15,7 +15,7 @@ import composefile
 from scheduler_service.config import FIELDS
 from scheduler_service.embedded_redis import free_port
 from scheduler_service.healthcheck import check
-from helpers import stop_process, wait_for
+from helpers import start_role, stop_process, stop_roles, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -70,10 +70,7 @@ def test_the_compose_services_run_directly_are_healthy_work_and_stop_cleanly(ser
                 # Given nothing of it runs yet, its health check fails
                 if replica == 0:
                     assert run_check(env, check_argv)[0] == 1, name
-                log = open(tmp_path / f"{name}-{replica}.log", "w+")
-                proc = subprocess.Popen([sys.executable, "-m", "scheduler_service", *command],
-                                        env=env, stdout=log, stderr=subprocess.STDOUT)
-                proc.log = log
+                proc = start_role(command, env, tmp_path / f"{name}-{replica}.log")
                 started.append((name, proc, env, check_argv))
         # When they have started, every health check passes
         for name, proc, env, check_argv in started:
@@ -112,9 +109,7 @@ def test_the_compose_services_run_directly_are_healthy_work_and_stop_cleanly(ser
         for name, _, env, check_argv in started:
             assert run_check(env, check_argv)[0] == 1, name
     finally:
-        for _, proc, _, _ in started:
-            stop_process(proc)
-            proc.log.close()
+        stop_roles([proc for _, proc, _, _ in started])
 
 
 def tail(proc):

@@ -10,8 +10,6 @@ gate, and counts its starts and finishes in Redis, so "finished within the grace
 
 import json
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -22,7 +20,7 @@ from scheduler_service.dispatch import send_job
 from scheduler_service.embedded_redis import free_port
 from scheduler_service.subscriber.status import read_instances
 from scheduler_service.supervisor import STOP_MARGIN_S
-from helpers import port_open, stop_process, wait_for
+from helpers import port_open, start_role, stop_process, stop_roles, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -37,17 +35,12 @@ def role(child_env, services, tmp_path):
     def start(*command, **env):
         env = child_env("sample", REDIS_NAMESPACE=services.settings.redis_namespace,
                         LOG_FORMAT="json", SHUTDOWN_GRACE_S=GRACE_S, **env)
-        log = open(tmp_path / f"{command[0]}-{len(procs)}.log", "w+")
-        proc = subprocess.Popen([sys.executable, "-m", "scheduler_service", *command], env=env,
-                                stdout=log, stderr=subprocess.STDOUT)
-        proc.log = log
+        proc = start_role(command, env, tmp_path / f"{command[0]}-{len(procs)}.log")
         procs.append(proc)
         return proc
 
     yield start
-    for proc in procs:
-        stop_process(proc)
-        proc.log.close()
+    stop_roles(procs)
 
 
 def messages(proc):

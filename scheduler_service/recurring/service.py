@@ -12,6 +12,7 @@ the same jobs, never new ones.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import uuid
@@ -125,6 +126,18 @@ def recurring_store(services) -> RecurringStore:
     """The process's recurring-job store, built on first use."""
     return services.per_process(EXTRAS_KEY, lambda: RecurringStore(
         services.redis, services.settings.redis_namespace, services.jobs.retention_s))
+
+
+@contextlib.contextmanager
+def watched(services, rid: str):
+    """A transaction pipeline watching recurring job ``rid``'s record, with the record as
+    read under the watch: ``(pipe, definition or None when there is none)``. A commit on
+    the pipeline fails with ``WatchError`` when the record changed meanwhile."""
+    store = recurring_store(services)
+    with services.redis.pipeline(transaction=True) as pipe:
+        pipe.watch(store.record_key(rid))
+        fields = store.get(rid, client=pipe)
+        yield pipe, (None if fields is None else Definition.from_fields(fields))
 
 
 def occurrence_key(rid: str, at_ms: int) -> str:
@@ -274,12 +287,9 @@ def update(services, rid: str, changes: dict, *, now_of=None) -> dict:
     store = recurring_store(services)
     now_of = now_of or (lambda d: clock_now(services, d.clock, d.campaign_id))
     for _ in range(MAX_COMMITS):
-        with services.redis.pipeline(transaction=True) as pipe:
-            pipe.watch(store.record_key(rid))
-            fields = store.get(rid, client=pipe)
-            if fields is None:
+        with watched(services, rid) as (pipe, d):
+            if d is None:
                 raise RecurringNotFound(f"no recurring job with id {rid!r}")
-            d = Definition.from_fields(fields)
             if d.state in ("ended", "cancelled"):
                 raise RecurringStateError(f"the recurring job is {d.state}; create a new one")
             change = _decide(d, changes, now_of(d))
@@ -363,12 +373,9 @@ def cancel(services, rid: str) -> dict:
     """
     store = recurring_store(services)
     for _ in range(MAX_COMMITS):
-        with services.redis.pipeline(transaction=True) as pipe:
-            pipe.watch(store.record_key(rid))
-            fields = store.get(rid, client=pipe)
-            if fields is None:
+        with watched(services, rid) as (pipe, d):
+            if d is None:
                 raise RecurringNotFound(f"no recurring job with id {rid!r}")
-            d = Definition.from_fields(fields)
             if d.state in ("ended", "cancelled"):
                 raise RecurringStateError(f"the recurring job is already {d.state}")
             pipe.multi()
@@ -391,12 +398,9 @@ def replace_tick(services, rid: str, seq: int, tick: str) -> bool:
     ``tick`` as its timer (see :func:`~scheduler_service.recurring.tick.repair_ticks`);
     returns whether it did."""
     store = recurring_store(services)
-    with services.redis.pipeline(transaction=True) as pipe:
-        pipe.watch(store.record_key(rid))
-        fields = store.get(rid, client=pipe)
-        if fields is None:
+    with watched(services, rid) as (pipe, d):
+        if d is None:
             return False
-        d = Definition.from_fields(fields)
         if d.state != "active" or d.seq != seq or d.tick_job != tick or d.cursor is None:
             return False
         pipe.multi()

@@ -36,7 +36,7 @@ from ..times import iso_ms
 from .plan import plan_pass
 from .service import (
     MAX_COMMITS, Definition, RecurringError, clock_now, occurrence_job_id, occurrence_key,
-    queue_jobs, recurring_store, replace_tick, tick_entry,
+    queue_jobs, recurring_store, replace_tick, tick_entry, watched,
 )
 
 logger = logging.getLogger(__name__)
@@ -67,12 +67,9 @@ def run_pass(services, rid: str, seq: int, tick_id: str, *, limit: int) -> dict:
     """
     store = recurring_store(services)
     for _ in range(MAX_COMMITS):
-        with services.redis.pipeline(transaction=True) as pipe:
-            pipe.watch(store.record_key(rid))
-            fields = store.get(rid, client=pipe)
-            if fields is None:
+        with watched(services, rid) as (pipe, d):
+            if d is None:
                 return {"outcome": "gone"}
-            d = Definition.from_fields(fields)
             own = d.tick_job == tick_id
             if d.state != "active" or not (own or seq == d.seq + 1):
                 return {"outcome": "stale", "state": d.state}

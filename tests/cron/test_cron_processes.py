@@ -12,7 +12,7 @@ import pytest
 
 from scheduler_service.cron.schedules import ScheduleStore
 from scheduler_service.web import create_app
-from helpers import stop_process, wait_for
+from helpers import start_role, stop_process, stop_roles, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -28,17 +28,11 @@ def cron_processes(child_env, services, tmp_path):
         env = child_env("sample", REDIS_NAMESPACE=services.settings.redis_namespace,
                         LOG_FORMAT="json", **env)
         for _ in range(n):
-            log = open(tmp_path / f"cron-{len(procs)}.log", "w+")
-            proc = subprocess.Popen([sys.executable, "-m", "scheduler_service", "cron"], env=env,
-                                    stdout=log, stderr=subprocess.STDOUT)
-            proc.log = log
-            procs.append(proc)
+            procs.append(start_role(["cron"], env, tmp_path / f"cron-{len(procs)}.log"))
         return procs[-n:]
 
     yield start
-    for proc in procs:
-        stop_process(proc)
-        proc.log.close()
+    stop_roles(procs)
 
 
 def log_entries(proc):
