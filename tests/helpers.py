@@ -135,3 +135,40 @@ class AlertReceiver:
 
     def of_kind(self, kind: str) -> list[dict]:
         return [b for b in list(self.bodies) if b.get("details", {}).get("kind") == kind]
+
+
+#: Keys a rejected request may legitimately touch: counters, heartbeats, rate windows, secrets.
+BOOKKEEPING_KEYS = ("metrics:", "__heartbeats__", "subscriber:stats", "subscriber:instances",
+                    "workers", "ratelimit", "console:", "cron:leader")
+
+
+def redis_state(redis, namespace: str, ignore=BOOKKEEPING_KEYS) -> dict:
+    """Everything stored under ``namespace`` (job records, history, timers, Dramatiq queues,
+    schedules, recurring jobs, world clocks), as ``{key: value}`` with each value read by
+    its type, minus the bookkeeping in ``ignore``. Two equal snapshots around a request
+    mean it enqueued, stored and changed nothing."""
+    prefix = f"{namespace}:"
+    state = {}
+    for raw in redis.scan_iter(f"{prefix}*", count=1000):
+        key = raw.decode() if isinstance(raw, bytes) else raw
+        rest = key[len(prefix):]
+        if any(rest.startswith(i) for i in ignore):
+            continue
+        kind = redis.type(raw)
+        kind = kind.decode() if isinstance(kind, bytes) else kind
+        if kind == "string":
+            value = redis.get(raw)
+        elif kind == "hash":
+            value = redis.hgetall(raw)
+        elif kind == "list":
+            value = redis.lrange(raw, 0, -1)
+        elif kind == "set":
+            value = sorted(redis.smembers(raw))
+        elif kind == "zset":
+            value = redis.zrange(raw, 0, -1, withscores=True)
+        elif kind == "stream":
+            value = redis.xrange(raw)
+        else:
+            value = kind
+        state[key] = (kind, value)
+    return state
