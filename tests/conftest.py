@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -40,14 +41,21 @@ def redis_server(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def plugin_paths(tmp_path_factory):
-    """``{name: folder}`` where each fixture plugin was pip-installed (--target)."""
+    """``{name: folder}`` where each fixture plugin was pip-installed (--target).
+
+    pip builds in the source tree (``build/``, ``*.egg-info``), so each session builds from
+    its own copy: two sessions at once (pytest-xdist's workers) would otherwise clean each
+    other's build and install a distribution without its module.
+    """
     paths = {}
     for name in ("sample", "broken", "duplicate"):
         target = tmp_path_factory.mktemp(f"plugin-{name}")
+        source = shutil.copytree(FIXTURES / f"{name}_plugin", target.with_name(f"{target.name}-src"),
+                                 ignore=shutil.ignore_patterns("build", "*.egg-info"))
         subprocess.run(
             [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
              "--no-build-isolation", "--disable-pip-version-check", "--target", str(target),
-             str(FIXTURES / f"{name}_plugin")],
+             str(source)],
             check=True, stdout=subprocess.DEVNULL,
         )
         paths[name] = target
