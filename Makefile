@@ -18,8 +18,15 @@ install: $(STAMP)
 dev: install
 	$(BIN)/scheduler-service dev
 
+# Two pytest-xdist processes, each test file kept in one of them (a module's processes and
+# fixtures start once). `make test XDIST_ARGS=` runs the suite in a single process.
+XDIST_ARGS ?= -n 2 --dist loadfile
+# Line coverage of scheduler_service/ and plugins/, the processes the tests start included
+# ([coverage:*] in setup.cfg); the report ends with the total. `COVERAGE_ARGS=` turns it off.
+COVERAGE_ARGS ?= --cov --cov-report=term
+
 test: install
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST_ARGS) $(COVERAGE_ARGS) $(PYTEST_ARGS)
 
 # Celery, the baseline of one throughput figure, lives in a venv of its own (it needs a
 # redis-py ours cannot have); without it that figure is reported as missed.

@@ -75,3 +75,17 @@ def test_job_type_value_object_rejects_bad_definitions(bad):
 
     with pytest.raises(ValueError):
         JobType(handler=lambda ctx: None, **{"name": "OK", **bad})
+
+
+def test_cli_lists_plugins_and_job_types_as_a_table(child_env):
+    result = subprocess.run([sys.executable, "-m", "scheduler_service", "plugins"],
+                            env=child_env("sample"), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "plugins:"
+    assert any(line.split()[:2] == ["sample", "scheduler-sample-plugin"] for line in lines)
+    types = lines[lines.index("job types:") + 1:]
+    rows = {line.split()[0]: line.split()[1:] for line in types}
+    assert rows["PING"][0] == "plugin=core"
+    assert rows["SAMPLE_ECHO"][0] == "plugin=sample"
+    assert list(rows) == sorted(rows), "job types are listed by name"

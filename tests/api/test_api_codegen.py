@@ -1,5 +1,7 @@
 """The generated sgqlc schema and the operations built on it match schema.graphql."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_checked_in_schema_module_is_what_codegen_generates(tmp_path):
-    generated = codegen.generate(ROOT / "schema.graphql", tmp_path / "schema.py")
+    # the command the docs (and the failure below) tell people to run
+    result = subprocess.run([sys.executable, "-m", "scheduler_service.api.codegen",
+                             "--sdl", str(ROOT / "schema.graphql"),
+                             "--output", str(tmp_path / "schema.py")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    generated = Path(result.stdout.strip())
+    assert generated == tmp_path / "schema.py"
     checked_in = Path(codegen.DEFAULT_OUTPUT).read_text(encoding="utf-8")
     assert generated.read_text(encoding="utf-8") == checked_in, (
         "scheduler_service/api/schema.py is stale: run python -m scheduler_service.api.codegen")
