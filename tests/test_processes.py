@@ -42,8 +42,8 @@ def test_run_serves_http_runs_jobs_and_stops_everything_on_sigint(child_env, ser
         # Given the group is up: /health answers over HTTP
         def healthy():
             try:
-                return requests.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200
-            except requests.ConnectionError:
+                return requests.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200
+            except (requests.ConnectionError, requests.Timeout):  # not up, or slow to start
                 return False
 
         wait_for(healthy, timeout=30, interval=0.2, message="/health of `run`")
@@ -112,7 +112,7 @@ def test_children_of_a_killed_run_group_stop_by_themselves(child_env, services, 
             return found if {"web", "worker", "cron", "subscriber"} <= set(found) else None
 
         pgids = [int(p) for p in wait_for(started, timeout=30, message="every role").values()]
-        wait_for(lambda: requests.get(f"http://127.0.0.1:{port}/health", timeout=1).ok
+        wait_for(lambda: requests.get(f"http://127.0.0.1:{port}/health", timeout=5).ok
                  if _listening(port) else False, timeout=30, message="/health")
         # When the supervisor is SIGKILLed (it cannot stop anything)
         proc.kill()
