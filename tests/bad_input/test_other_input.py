@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 import threading
@@ -148,8 +149,6 @@ ENV_CASES = [
 
 
 def child_environment(base_env, variables):
-    import os
-
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SCHEDULER_", "REDIS_", "API_"))}
     return {**env, **base_env, **variables}
 
