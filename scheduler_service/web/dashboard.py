@@ -110,7 +110,6 @@ class _ConsoleLinkLoader(jinja2.BaseLoader):
 
 
 def mount_dashboard(app, services, prefix=PREFIX, console_path=CONSOLE_PATH):
-
     """Mount the dashboard on ``app``; basic auth when a user and password are configured."""
     dashboard = DashboardApp(services.broker, prefix)
     dashboard.templates.loader = _ConsoleLinkLoader(dashboard.templates.loader, console_path)
