@@ -49,6 +49,7 @@ from .errors import CircuitOpen, PermanentError
 from .jobscripts import FETCH, OUTCOMES, REQUEUE
 from .jobstore import flat_fields
 from .metrics import Attempt, job_deltas
+from .redis_client import outage
 
 logger = logging.getLogger(__name__)
 
@@ -217,6 +218,7 @@ class JobRecords(Middleware):
             try:
                 answers = self._outcome(args=args)
                 if tries > 1:  # an earlier try may have been applied, its answer lost
+                    outage().reached()
                     for (_, to, *_), i in zip(settlements, range(0, len(answers), 3)):
                         if answers[i + 1] == 0 and answers[i + 2] == to.encode():
                             answers[i + 1] = 1
@@ -227,8 +229,9 @@ class JobRecords(Middleware):
                                  "trying on until Redis is back", what, tries, e,
                                  extra={"alert": "job_outcome_delayed"})
                     raise ConnectionClosed(e) from None
-                logger.warning("Redis unavailable while recording that job %s (%s); "
-                               "trying again in %.1fs", what, e, delay)
+                outage().failed(e, "recording job outcomes")
+                logger.debug("Redis unavailable while recording that job %s (%s); "
+                             "trying again in %.1fs", what, e, delay)
                 self._sleep(delay)
                 delay = min(delay * 2, OUTCOME_RETRY_MAX_DELAY_S)
 
