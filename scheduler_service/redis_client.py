@@ -21,6 +21,10 @@ would stay on the old master all that time. Here the pool also asks every
 master the sentinels no longer name; :func:`on_current_master` lets a long-held
 subscription do the same.
 
+Every role waits for Redis at start-up through :func:`wait_until_reachable` (one log line
+per attempt), and reports the calls that meet an unreachable Redis later to its process's
+:func:`outage`, which logs once when Redis is lost and once when it is back.
+
 Whatever the way, callers get a plain :class:`redis.Redis`. Lua scripts registered on it
 (``register_script``) are sent by SHA; a promoted replica that does not know one answers
 ``NOSCRIPT`` and redis-py's ``Script`` loads it again and retries, so no caller has to care.
