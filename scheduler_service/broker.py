@@ -20,7 +20,6 @@ import threading
 import time
 
 import dramatiq
-import redis
 from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
 from dramatiq.common import compute_backoff
 from dramatiq.errors import ConnectionClosed

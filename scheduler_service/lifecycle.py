@@ -49,7 +49,7 @@ from .errors import CircuitOpen, PermanentError
 from .jobscripts import FETCH, OUTCOMES, REQUEUE
 from .jobstore import flat_fields
 from .metrics import Attempt, job_deltas
-from .redis_client import outage
+from .redis_client import UNREACHABLE, outage
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ OUTCOME_RETRY_S = 30.0
 #: Longest wait between two tries of that write.
 OUTCOME_RETRY_MAX_DELAY_S = 2.0
 #: Redis errors worth another try: the server is gone, restarting, loading, or failing over.
-REDIS_OUTAGE = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ReadOnlyError)
+REDIS_OUTAGE = UNREACHABLE
 #: Shortest wait before a job meets an open circuit again.
 MIN_CIRCUIT_WAIT_MS = 1000
 

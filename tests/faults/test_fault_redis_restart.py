@@ -14,7 +14,7 @@ import pytest
 import redis as redis_lib
 
 from scheduler_service.config import load_settings
-from scheduler_service.dispatch import send_job
+from scheduler_service.dispatch import build_job
 from scheduler_service.embedded_redis import EmbeddedRedis, free_port
 from scheduler_service.healthcheck import check
 from scheduler_service.jobstore import now_ms
@@ -39,6 +39,13 @@ def restart(server: EmbeddedRedis) -> float:
     return time.monotonic() - began
 
 
+def make(services, count, payload, run_at_ms) -> list[str]:
+    """``count`` SAMPLE_MARK jobs created in a few Lua calls; their ids."""
+    jobs = [build_job(services.registry, "SAMPLE_MARK", "c1", payload) for _ in range(count)]
+    assert services.jobs.create_many((job, run_at_ms, None) for job in jobs) == count
+    return [job["id"] for job in jobs]
+
+
 def test_a_redis_restart_loses_no_timer_or_job_and_runs_none_twice(
         child_env, reference_api, tmp_path):
     server = EmbeddedRedis(tmp_path / "redis", port=free_port(), persist=True,
@@ -59,16 +66,17 @@ def test_a_redis_restart_loses_no_timer_or_job_and_runs_none_twice(
             wait_for(lambda: check(role, settings, max_age_s=15).healthy, timeout=30,
                      message=f"{role} to be healthy")
         # 1,000 timers due a few seconds from now
-        due = now_ms() + 6000
-        timed = [send_job(services, "SAMPLE_MARK", "c1", {"path": str(marks)},
-                          run_at_ms=due)[0]["id"] for _ in range(TIMERS)]
+        due = now_ms() + 4000
+        timed = make(services, TIMERS, {"path": str(marks)}, due)
         # and 200 jobs queued, which the worker is part-way through (4 threads, 50 ms each)
-        queued = [send_job(services, "SAMPLE_MARK", "c1", {"path": str(marks), "seconds": 0.05}
-                           )[0]["id"] for _ in range(QUEUED)]
+        queued = make(services, QUEUED, {"path": str(marks), "seconds": 0.05}, None)
         wait_for(lambda: len(marks.read_text().splitlines()) >= 20, timeout=30,
                  message="the worker to be under way")
         # When Redis restarts, the timers still pending and queued jobs not yet run
-        pending_timers = services.redis.zcard(services.jobs.wall_timers)
+        pipe = services.redis.pipeline(transaction=False)
+        for job_id in timed:
+            pipe.zscore(services.jobs.wall_timers, job_id)
+        pending_timers = sum(score is not None for score in pipe.execute())
         states = Counter(services.jobs.get(j)["state"] for j in queued)
         assert pending_timers == TIMERS and states["queued"] > 0, (pending_timers, states)
         pids = [p.pid for p in procs]

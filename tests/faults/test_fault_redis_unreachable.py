@@ -30,7 +30,7 @@ def records(proc) -> list[dict]:
     proc.log.seek(0)
     out = []
     for line in proc.log:
-        if line.startswith("{"):
+        if line.startswith("{") and line.endswith("\n"):  # not a line being written
             out.append(json.loads(line))
     return out
 
