@@ -37,7 +37,6 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Callable
 
-import redis
 from dramatiq import Message
 from dramatiq.broker import MessageProxy
 from dramatiq.common import compute_backoff
