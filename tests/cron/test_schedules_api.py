@@ -104,6 +104,10 @@ def test_patch_changes_are_stored_and_kept_in_the_history_with_the_actor(client,
 
 def test_patch_that_changes_nothing_adds_no_history(client):
     assert patch(client, "sample-ping", {"enabled": True}).status_code == 200
+    # {} is a change of nothing too: 200 with the schedule as it is
+    before = get(client, "/sample-ping")
+    r = patch(client, "sample-ping", {})
+    assert r.status_code == 200 and r.get_json()["cron"] == before["cron"]
     assert get(client, "/sample-ping/history")["items"] == []
 
 
@@ -112,10 +116,11 @@ def test_patch_that_changes_nothing_adds_no_history(client):
     ({"cron": "* * *"}, "cron", "3 field(s)"),
     ({"cron": "0 0 30 2 *"}, "cron", "never fires"),
     ({"enabled": "yes"}, "enabled", "boolean"),
-    ({"enabled": None}, "enabled", "null"),
+    ({"enabled": None}, "enabled", "boolean"),
+    ({"enabled": 1}, "enabled", "boolean"),
     ({"overlap": "queue"}, "overlap", "'skip' or 'allow'"),
     ({"priority": 3}, "priority", "Extra inputs"),
-    ({}, None, "nothing to change"),
+    ({"overlap": None}, "overlap", "'skip' or 'allow'"),
 ])
 def test_bad_patch_is_400_naming_the_field_and_changes_nothing(client, body, field, words):
     r = patch(client, "sample-tick", body)
