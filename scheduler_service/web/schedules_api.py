@@ -14,6 +14,7 @@ from flask import Blueprint, current_app, jsonify
 
 from ..cron.schedules import ScheduleStore
 from ..dispatch import send_job
+from ..errors import InvalidPayload, UnknownJobType
 from ..jobstore import now_ms
 from .actor import request_actor
 from .auth import require_bearer_token
@@ -90,12 +91,18 @@ def patch_schedule(name, body: PatchSchedule):
 
 @api_route(bp, "POST", "/schedules/<name>/run",
            "Enqueue the sweep's job now (whether enabled or not, whatever the overlap policy)",
-           responses={201: ScheduleRun, 500: Error}, tag="schedules")
+           responses={201: ScheduleRun, 409: Error, 503: Error}, tag="schedules")
 def run_schedule(name):
     try:
         job = run_sweep_now(_services(), _store(), _known(name), request_actor())
     except SweepRunFailed as e:
-        raise ApiError(500, "SWEEP_FAILED", str(e)) from e.__cause__
+        if isinstance(e.__cause__, (InvalidPayload, UnknownJobType)):
+            # The sweep's own definition makes a job the service refuses: no retry can
+            # succeed until the plugin is fixed, so a 409 (a 5xx invites retries).
+            raise ApiError(409, "SWEEP_FAILED", str(e),
+                           [{"field": "name", "message": f"sweep {name!r} makes an invalid job: "
+                                                         f"{e.__cause__}"}]) from e.__cause__
+        raise e.__cause__ from None  # Redis unavailable: 503 by its handler; else a 500
     return jsonify({"schedule": name, "job": job}), 201
 
 

@@ -157,7 +157,8 @@ def test_run_now_enqueues_the_sweeps_job_even_when_disabled(client, services):
 
 def test_a_run_that_fails_is_500_and_recorded_as_the_last_run(client):
     r = client.post("/api/v1/schedules/sample-broken/run", headers=AUTH)
-    assert r.status_code == 500 and r.get_json()["error"]["code"] == "SWEEP_FAILED"
+    assert r.status_code == 409 and r.get_json()["error"]["code"] == "SWEEP_FAILED"
+    assert r.get_json()["error"]["details"][0]["field"] == "name"
     last = get(client, "/sample-broken")["lastRun"]
     assert last["outcome"] == "failed" and "payload.text" in last["error"]
 
