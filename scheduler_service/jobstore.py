@@ -388,10 +388,10 @@ class JobStore:
         return self.requeue(job_id, detail=detail, from_states=("dead",), payload=payload,
                             attempts=0, deadLetter="", lastError=None, result=None)
 
-    def discard_dead_letter(self, job_id):
+    def discard_dead_letter(self, job_id, *, detail="dead letter discarded"):
         """Drop a dead job from the dead letters; its record stays until retention ends."""
         self._drop_dead_copy(job_id)
-        return self.transition(job_id, ("dead",), "dead", "dead letter discarded", deadLetter="")
+        return self.transition(job_id, ("dead",), "dead", detail, deadLetter="")
 
     def update_scheduled(self, job_id, *, run_at_ms=None, run_at_world_ms=None, priority=None):
         """Change the due time or priority of a ``scheduled`` job (its timer moves with it)."""

@@ -40,7 +40,6 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Callable
 
-import redis
 from dramatiq import Message
 from dramatiq.broker import MessageProxy
 from dramatiq.common import compute_backoff
@@ -52,6 +51,7 @@ from .errors import CircuitOpen, PermanentError
 from .jobscripts import FETCH, OUTCOMES, REQUEUE
 from .jobstore import flat_fields
 from .metrics import Attempt, job_deltas
+from .redis_client import UNREACHABLE, outage
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ OUTCOME_RETRY_S = 30.0
 #: Longest wait between two tries of that write.
 OUTCOME_RETRY_MAX_DELAY_S = 2.0
 #: Redis errors worth another try: the server is gone, restarting, loading, or failing over.
-REDIS_OUTAGE = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ReadOnlyError)
+REDIS_OUTAGE = UNREACHABLE
 #: Shortest wait before a job meets an open circuit again.
 MIN_CIRCUIT_WAIT_MS = 1000
 
@@ -222,6 +222,7 @@ class JobRecords(Middleware):
             try:
                 answers = self._outcome(args=args)
                 if tries > 1:  # an earlier try may have been applied, its answer lost
+                    outage().reached()
                     for (_, to, *_), i in zip(settlements, range(0, len(answers), 3)):
                         if answers[i + 1] == 0 and answers[i + 2] == to.encode():
                             answers[i + 1] = 1
@@ -232,8 +233,9 @@ class JobRecords(Middleware):
                                  "trying on until Redis is back", what, tries, e,
                                  extra={"alert": "job_outcome_delayed"})
                     raise ConnectionClosed(e) from None
-                logger.warning("Redis unavailable while recording that job %s (%s); "
-                               "trying again in %.1fs", what, e, delay)
+                outage().failed(e, "recording job outcomes")
+                logger.debug("Redis unavailable while recording that job %s (%s); "
+                             "trying again in %.1fs", what, e, delay)
                 self._sleep(delay)
                 delay = min(delay * 2, OUTCOME_RETRY_MAX_DELAY_S)
 
