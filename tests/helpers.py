@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import socket
 import subprocess
 import sys
@@ -175,11 +176,23 @@ def redis_state(redis, namespace: str, ignore=BOOKKEEPING_KEYS) -> dict:
     return state
 
 
+@dataclasses.dataclass
+class LiveWeb:
+    """A ``scheduler-service web`` process on a free port, and services on its namespace."""
+
+    url: str
+    token: str
+    services: object
+    process: subprocess.Popen
+    env: dict
+    log_path: Path
+
+
 @contextlib.contextmanager
 def live_web(redis_url: str, extra_env: dict, pythonpath: list, log_path, token: str):
     """``scheduler-service web`` (one gunicorn worker, 8 threads) on a free port, in a
-    namespace of its own; yields ``(url, services on that namespace)`` and afterwards stops
-    the process and removes the namespace's keys."""
+    namespace of its own; yields a :class:`LiveWeb` and afterwards stops the process and
+    removes the namespace's keys."""
     import os
     import uuid
 
@@ -215,7 +228,7 @@ def live_web(redis_url: str, extra_env: dict, pythonpath: list, log_path, token:
 
     try:
         wait_for(answers, timeout=60, interval=0.2, message="the live web process")
-        yield url, services
+        yield LiveWeb(url, token, services, process, env, Path(log_path))
     finally:
         stop_process(process)
         for key in services.redis.scan_iter(f"{variables['REDIS_NAMESPACE']}:*", count=1000):

@@ -146,7 +146,8 @@ def live(redis_server, plugin_paths, reference_api, tmp_path_factory):
     """The live web process, with a scheduled job and a recurring job to aim changes at."""
     log = tmp_path_factory.mktemp("bad-input-web") / "web.log"
     with live_web(redis_server.url, reference_api.client_env(), [plugin_paths["sample"]], log,
-                  TOKEN) as (url, services):
+                  TOKEN) as web:
+        url, services = web.url, web.services
         api = f"{url}/api/v1"
         job = requests.post(f"{api}/jobs", json={"type": "PING", "campaignId": "c1",
                                                  "runAt": "2099-01-01T00:00:00Z"},

@@ -60,7 +60,8 @@ REAL: dict[str, list[str]] = {}
 def live(redis_server, plugin_paths, reference_api, tmp_path_factory):
     log = tmp_path_factory.mktemp("schemathesis-web") / "web.log"
     with live_web(redis_server.url, reference_api.client_env(), [plugin_paths["sample"]], log,
-                  TOKEN) as (url, services):
+                  TOKEN) as web:
+        url, services = web.url, web.services
         campaign = reference_api.make_campaign(world_time="1450-03-01T00:00:00Z")["id"]
 
         def create(path, body):
