@@ -20,7 +20,6 @@ import threading
 import time
 
 import dramatiq
-import redis
 from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
 from dramatiq.common import compute_backoff
 from dramatiq.errors import ConnectionClosed
@@ -29,7 +28,7 @@ from dramatiq.middleware import CurrentMessage, ShutdownNotifications, TimeLimit
 from . import queueing, wire
 from .errors import CircuitOpen, PermanentError
 from .lifecycle import REQUEUED_ORPHAN, JobRecords, job_id_of
-from .redis_client import connect
+from .redis_client import UNREACHABLE, connect, outage
 from .wire import DELAY_SUFFIX
 
 logger = logging.getLogger(__name__)
@@ -38,10 +37,17 @@ logger = logging.getLogger(__name__)
 DRAINING_HEARTBEAT_S = 1.0
 #: Seconds between two audits of a consumer's acknowledgement set (see ``_JobConsumer.audit``).
 AUDIT_INTERVAL_S = 30.0
+#: Seconds a consumer pauses after a fetch met an unreachable Redis, before the next one.
+OUTAGE_POLL_S = 1.0
 
 
 class _JobConsumer(_RedisConsumer):
     """Dramatiq's Redis consumer, its fetch, ack, nack and requeue paired with the records.
+
+    Through a Redis outage the consumer stays as it is (what it holds, its settler) and
+    tries a fetch every :data:`OUTAGE_POLL_S`, reporting to the process's
+    :func:`~scheduler_service.redis_client.outage` (one log line when Redis is lost, one
+    when it is back) instead of letting Dramatiq log and rebuild it on every failure.
 
     It also refills differently: Dramatiq's consumer backs off (up to the poll interval)
     whenever it fetched nothing *or had no room* for more, so a worker whose prefetched
@@ -63,9 +69,9 @@ class _JobConsumer(_RedisConsumer):
         self._suspects: set[str] = set()
 
     def __next__(self):
-        if self.records is None:
-            return super().__next__()
         try:
+            if self.records is None:  # a delay queue: Dramatiq's own
+                return super().__next__()
             if self.broker.draining:
                 return self._idle_while_draining()
             while True:
@@ -81,6 +87,7 @@ class _JobConsumer(_RedisConsumer):
                     self.broker.maybe_maintain(self.queue_name)
                     self.audit(time.monotonic())
                     self.message_cache = self.records.fetch(self.broker, self.queue_name, room)
+                    outage().reached()
                     if self.message_cache:
                         continue
                     # The queue is empty: poll again after a growing pause.
@@ -90,8 +97,10 @@ class _JobConsumer(_RedisConsumer):
                 # Hands full: wait for room (returning now and then, so the worker can stop).
                 self._room.wait(self.timeout / 1000)
                 return None
-        except redis.ConnectionError as e:
-            raise ConnectionClosed(e) from None
+        except (ConnectionClosed, *UNREACHABLE) as e:
+            outage().failed(e, f"consumer of {self.queue_name}")
+            time.sleep(OUTAGE_POLL_S)
+            return None
 
     def _idle_while_draining(self):
         """A stopping worker fetches nothing more, but keeps its heartbeat fresh (a fetch of
@@ -160,6 +169,10 @@ class _JobConsumer(_RedisConsumer):
                        len(orphans), self.queue_name, returned)
         return returned
 
+    def unsettled(self) -> set[str]:
+        """Jobs (ids) whose outcome this consumer holds but has not written to Redis."""
+        return self._settler.pending_jobs() if self._settler is not None else set()
+
     def close(self):
         if getattr(self, "_settler", None) is not None:
             self._settler.stop()
@@ -216,6 +229,11 @@ class _Settler:
         with self._cond:
             return {items[0] for _, _, items, _ in (*self._items, *self._writing)}
 
+    def pending_jobs(self) -> set[str]:
+        """Job ids (else Redis message ids) of the outcomes not yet written."""
+        with self._cond:
+            return {job_id or items[0] for job_id, _, items, _ in (*self._items, *self._writing)}
+
     def stop(self, timeout: float = 5.0) -> None:
         with self._cond:
             self._stopping = True
@@ -238,7 +256,10 @@ class _Settler:
                     with self._cond:
                         self._writing = []
                     break
-                except Exception:  # Redis still away: keep them, try again
+                except (ConnectionClosed, *UNREACHABLE) as e:  # Redis still away: try again
+                    outage().failed(e, f"acknowledgements of {self.queue_name}")
+                    time.sleep(self.OUTAGE_PAUSE_S)
+                except Exception:
                     logger.exception("could not acknowledge %s message(s) of %s; trying again",
                                      len(batch), self.queue_name)
                     time.sleep(self.OUTAGE_PAUSE_S)

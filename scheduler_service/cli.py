@@ -64,6 +64,23 @@ def _checked_registry(settings):
     return registry
 
 
+def _wait_for_redis(settings, role):
+    """Wait until Redis answers (one log line per attempt); exit 0 on a stop signal first."""
+    import signal
+
+    from .redis_client import wait_until_reachable
+    from .supervisor import stop_event_on_signals
+
+    stop = stop_event_on_signals("giving up waiting for Redis")
+    try:
+        reached = wait_until_reachable(settings, role, stop)
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if not reached:
+        sys.exit(0)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="scheduler-service")
 def cli():
@@ -92,6 +109,7 @@ def web(host, port, workers, threads):
         click.echo(f"scheduler-service: {e}", err=True)
         logger.error("%s", e)
         sys.exit(EXIT_CONFIG)
+    _wait_for_redis(settings, "web")
     serve(settings, registry, host, port, workers, threads)
 
 
@@ -116,6 +134,7 @@ def worker(processes, threads, queues):
         sys.exit(Supervisor(commands, grace_s=stop_timeout_s(settings)).run())
     from .worker import run_worker
 
+    _wait_for_redis(settings, "worker")
     sys.exit(run_worker(settings, registry, threads, queues))
 
 
@@ -136,6 +155,7 @@ def cron():
 
     for name in unused_cron_variables(settings, registry):
         logger.warning("%s is set but no sweep reads it", name)
+    _wait_for_redis(settings, "cron")
     sys.exit(run_cron(settings, registry, _stop_event()))
 
 
@@ -152,6 +172,7 @@ def pump():
     from .repair import job_repair
     from .timers import WallTimerPump
 
+    _wait_for_redis(settings, "pump")
     services = build_services(settings, registry)
     stop = _stop_event()
     timer_pump = WallTimerPump(services.jobs, settings.timer_pump_interval_ms,
@@ -178,6 +199,7 @@ def subscriber():
     registry = _registry()
     from .subscriber import run_subscriber
 
+    _wait_for_redis(settings, "subscriber")
     sys.exit(run_subscriber(settings, registry))
 
 

@@ -91,11 +91,15 @@ class Transient(UpstreamError):
             as with HTTP 429); True when it may have been carried out although no answer
             came back (a read timeout, a reset, a 5xx). A mutation is never sent again
             blindly after a failure that may have applied it.
+        circuit_open: set when the circuit breaker was open once this call had failed (the
+            call opened it, or failed while others did): the :class:`CircuitOpen` a call
+            made a moment later would meet. The API, not the job, is failing then.
     """
 
     def __init__(self, message, *, operation=None, code=None, maybe_applied=True):
         super().__init__(message, operation=operation, code=code)
         self.maybe_applied = maybe_applied
+        self.circuit_open: CircuitOpen | None = None
 
 
 class CircuitOpen(UpstreamError):
@@ -103,11 +107,14 @@ class CircuitOpen(UpstreamError):
 
     Attributes:
         retry_after_s: seconds until the breaker lets a trial call through.
+        spread_s: how widely callers that wait for the breaker should spread their return
+            after ``retry_after_s``, so that they do not all come back at the same moment.
     """
 
-    def __init__(self, message, *, retry_after_s=0.0, operation=None):
+    def __init__(self, message, *, retry_after_s=0.0, operation=None, spread_s=0.0):
         super().__init__(message, operation=operation)
         self.retry_after_s = retry_after_s
+        self.spread_s = spread_s
 
 
 class PermanentJobError(PermanentError):

@@ -103,6 +103,8 @@ def expire_overdue_events(api, campaign_id: str, grace_period_ms: int, concurren
                 tally.skipped += 1
             elif isinstance(outcome, CircuitOpen):
                 circuit = circuit or outcome
+            elif getattr(outcome, "circuit_open", None) is not None:  # its failure left it open
+                circuit = circuit or outcome.circuit_open
             else:
                 tally.fail(event_id, outcome)
 

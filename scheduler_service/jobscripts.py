@@ -38,6 +38,11 @@ local function read(id)
   return redis.call('hmget', P .. 'job:' .. id, 'state', 'createdAt', 'campaignId', 'attempts',
                     'idemKey', 'idempotencyKey')
 end
+-- The listing indexes of a job's type and campaign (they never change after the create),
+-- each named once in jobs:indexes so that pruning finds them without a scan.
+local function index_keys(jtype, campaign)
+  return P .. 'jobs:type:' .. jtype, P .. 'jobs:campaign:' .. campaign
+end
 local function allowed_from(allowed, state)
   return string.find(',' .. allowed .. ',', ',' .. state .. ',', 1, true) ~= nil
 end
@@ -111,16 +116,21 @@ local function create(a, base, n)
     timer = P .. 'timers:wall'
   end
   local state = timer ~= '' and 'scheduled' or 'queued'
-  local fields, queue, rid, message = {'state', state}, nil, nil, nil
+  local fields, queue, rid, message, jtype = {'state', state}, nil, nil, nil, ''
   for i = base + 6, base + n - 1, 2 do
     local k, v = a[i], a[i + 1]
     fields[#fields + 1] = k
     fields[#fields + 1] = v
-    if k == 'queue' then queue = v elseif k == 'rid' then rid = v elseif k == 'message' then message = v end
+    if k == 'queue' then queue = v elseif k == 'rid' then rid = v elseif k == 'message' then message = v
+    elseif k == 'type' then jtype = v end
   end
   redis.call('hset', jk, unpack(fields))
   redis.call('zadd', P .. 'jobs:all', now, id)
   redis.call('zadd', P .. 'jobs:state:' .. state, now, id)
+  local tk, ck = index_keys(jtype, campaign)
+  redis.call('zadd', tk, now, id)
+  redis.call('zadd', ck, now, id)
+  redis.call('sadd', P .. 'jobs:indexes', tk, ck)
   if idem ~= '' then redis.call('set', P .. 'idem:' .. idem, id) end
   if timer ~= '' then
     redis.call('zadd', timer, due, id)
@@ -147,10 +157,15 @@ return out
 # were created.
 CREATE_MANY = LUA_LIB + r"""
 local now, count = ARGV[2], tonumber(ARGV[3])
-local all, by_state, wall, world, known = {}, {}, {}, {}, {}
+local all, by_state, wall, world, known, by_index = {}, {}, {}, {}, {}, {}
 local msgs = {}
 local created = 0
-local function create_one(id, timer, due, campaign, fields, queue, rid, message)
+local function indexed(key, id)
+  by_index[key] = by_index[key] or {}
+  table.insert(by_index[key], now)
+  table.insert(by_index[key], id)
+end
+local function create_one(id, timer, due, campaign, fields, queue, rid, message, jtype)
   if timer == 'world' then
     if known[campaign] == nil then
       known[campaign] = tonumber(redis.call('hget', P .. 'worldtime', campaign) or '-1')
@@ -166,6 +181,9 @@ local function create_one(id, timer, due, campaign, fields, queue, rid, message)
   by_state[state] = by_state[state] or {}
   table.insert(by_state[state], now)
   table.insert(by_state[state], id)
+  local tk, ck = index_keys(jtype, campaign)
+  indexed(tk, id)
+  indexed(ck, id)
   if timer == 'wall' then
     wall[#wall + 1] = due
     wall[#wall + 1] = id
@@ -185,19 +203,26 @@ local i = 4
 for _ = 1, count do
   local id, timer, due, campaign, idem, n =
     ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], tonumber(ARGV[i + 5])
-  local fields, queue, rid, message = {}, nil, nil, nil
+  local fields, queue, rid, message, jtype = {}, nil, nil, nil, ''
   for j = i + 6, i + 5 + n, 2 do
     local k, v = ARGV[j], ARGV[j + 1]
     fields[#fields + 1] = k
     fields[#fields + 1] = v
-    if k == 'queue' then queue = v elseif k == 'rid' then rid = v elseif k == 'message' then message = v end
+    if k == 'queue' then queue = v elseif k == 'rid' then rid = v elseif k == 'message' then message = v
+    elseif k == 'type' then jtype = v end
   end
   i = i + 6 + n
   if idem == '' or redis.call('set', P .. 'idem:' .. idem, id, 'NX') then
-    create_one(id, timer, due, campaign, fields, queue, rid, message)
+    create_one(id, timer, due, campaign, fields, queue, rid, message, jtype)
   end
 end
 if #all > 0 then redis.call('zadd', P .. 'jobs:all', unpack(all)) end
+local names = {}
+for key, items in pairs(by_index) do
+  redis.call('zadd', key, unpack(items))
+  names[#names + 1] = key
+end
+if #names > 0 then redis.call('sadd', P .. 'jobs:indexes', unpack(names)) end
 for state, items in pairs(by_state) do redis.call('zadd', P .. 'jobs:state:' .. state, unpack(items)) end
 if #wall > 0 then redis.call('zadd', P .. 'timers:wall', unpack(wall)) end
 for campaign, items in pairs(world) do

@@ -7,7 +7,9 @@ Keys (all under ``REDIS_NAMESPACE``):
   the pump will enqueue);
 * ``job:{id}:history`` — list: the job's transitions (capped); ``audit`` — stream of every
   transition of every job (capped);
-* ``jobs:all`` and ``jobs:state:{state}`` — sorted sets of ids by creation time;
+* ``jobs:all``, ``jobs:state:{state}``, ``jobs:type:{type}`` and ``jobs:campaign:{campaign}``
+  — sorted sets of ids by creation time, the listing's indexes; ``jobs:indexes`` — the set
+  of the type and campaign indexes there are (for pruning, without a scan);
 * ``timers:wall`` — sorted set of scheduled ids, score = due epoch ms;
 * ``timers:world:{campaign}`` — the same per campaign, score = due *world* time in ms;
 * ``worldtime`` — hash: the last world time seen per campaign;
@@ -87,6 +89,10 @@ class JobStore:
         self._pump = redis.register_script(PUMP)
         self._transition = redis.register_script(TRANSITION)
         self._remember_world_time = redis.register_script(REMEMBER_WORLD_TIME)
+        # Atomic with the creates' SADD: a registry entry goes only while its index is empty.
+        self._forget_empty_index = redis.register_script(
+            "if redis.call('exists', KEYS[1]) == 0 then return redis.call('srem', KEYS[2], KEYS[1]) "
+            "end return 0")
         self._set_existing = redis.register_script(
             "if redis.call('exists', KEYS[1]) == 1 then "
             "redis.call('hset', KEYS[1], unpack(ARGV)) return 1 end return 0")
@@ -253,8 +259,13 @@ class JobStore:
         The cursor is the creation time and id of the last item returned, so pages stay
         stable while new jobs arrive. ``batch``: ids read per round trip (default twice
         ``limit``, at least 100).
+
+        The ids are read from the smallest index among the filters' (state, type,
+        campaign: all scored by creation time, so one cursor fits each), and the other
+        filters are checked on the records: a filter that matches nothing reads an empty
+        index and answers at once.
         """
-        index = self.key("jobs", "state", state) if state else self.key("jobs", "all")
+        index = self._smallest_index(state, job_type, campaign_id)
         # Keyset paging: continue below the last (score, id) seen, within one call as across
         # calls, so jobs arriving, leaving or expiring meanwhile never make an item repeat
         # or be skipped. Same-score members come in descending id order.
@@ -288,6 +299,8 @@ class JobStore:
                 if dead_letters_only and raw.get(b"deadLetter") != b"1":
                     continue
                 rec = _record(raw)
+                if state and rec["state"] != state:
+                    continue
                 if job_type and rec["type"] != job_type:
                     continue
                 if campaign_id and rec["campaignId"] != campaign_id:
@@ -298,6 +311,20 @@ class JobStore:
             if len(ids) < batch + at_boundary:
                 return items, None
         return items, None
+
+    def _smallest_index(self, state, job_type, campaign_id) -> str:
+        """The listing index to read for these filters: the smallest of theirs, else all."""
+        filters = (("state", state), ("type", job_type), ("campaign", campaign_id))
+        indexes = [self.key("jobs", kind, value) for kind, value in filters if value]
+        if not indexes:
+            return self.key("jobs", "all")
+        if len(indexes) == 1:
+            return indexes[0]
+        pipe = self.redis.pipeline(transaction=False)
+        for index in indexes:
+            pipe.zcard(index)
+        sizes = pipe.execute()
+        return min(zip(sizes, indexes))[1]
 
     # -- transitions -----------------------------------------------------------------
     def transition(self, job_id, allowed, to, detail="", **fields) -> TransitionResult:
@@ -388,10 +415,10 @@ class JobStore:
         return self.requeue(job_id, detail=detail, from_states=("dead",), payload=payload,
                             attempts=0, deadLetter="", lastError=None, result=None)
 
-    def discard_dead_letter(self, job_id):
+    def discard_dead_letter(self, job_id, *, detail="dead letter discarded"):
         """Drop a dead job from the dead letters; its record stays until retention ends."""
         self._drop_dead_copy(job_id)
-        return self.transition(job_id, ("dead",), "dead", "dead letter discarded", deadLetter="")
+        return self.transition(job_id, ("dead",), "dead", detail, deadLetter="")
 
     def update_scheduled(self, job_id, *, run_at_ms=None, run_at_world_ms=None, priority=None):
         """Change the due time or priority of a ``scheduled`` job (its timer moves with it)."""
@@ -436,7 +463,9 @@ class JobStore:
         """
         cutoff = self.clock() - self.retention_s * 1000
         removed = 0
-        indexes = [self.key("jobs", "all")] + [self.key("jobs", "state", s) for s in STATES]
+        registry = self.key("jobs", "indexes")
+        named = sorted(i.decode() for i in self.redis.smembers(registry))
+        indexes = [self.key("jobs", "all")] + [self.key("jobs", "state", s) for s in STATES] + named
         for index in indexes:
             ids = self.redis.zrangebyscore(index, "-inf", cutoff, start=0, num=limit)
             if not ids:
@@ -447,6 +476,8 @@ class JobStore:
             gone = [job_id for job_id, exists in zip(ids, pipe.execute()) if not exists]
             if gone:
                 removed += self.redis.zrem(index, *gone)
+                if index in named:  # an emptied type or campaign index leaves the registry
+                    self._forget_empty_index(keys=[index, registry])
         return removed
 
     def next_wall_due(self) -> int | None:

@@ -12,7 +12,9 @@ to a job record while a worker has it:
   attempt's backoff (the timer pump enqueues it again, so a retry survives any restart);
   ``dead`` once the attempts are spent or the error is permanent (the message goes to
   Dramatiq's dead letters with its last error); back to ``scheduled`` without spending the
-  attempt when the API's circuit breaker is open;
+  attempt when the API's circuit breaker is open (the handler met it, or its own failed call
+  left it open), until the breaker lets a trial through plus a random spread
+  (:meth:`JobRecords.circuit_delay_ms`);
 * **write**: the outcome is written in the same Lua call as Dramatiq's acknowledgement
   (or rejection) of the message, so a record can never say ``running`` for a message that
   is gone, nor an acknowledged message lack its outcome. Each consumer hands its
@@ -32,12 +34,12 @@ not used. Which errors are permanent is told by the error tree
 from __future__ import annotations
 
 import logging
+import random
 import time
 import traceback
 from dataclasses import dataclass, field
 from typing import Callable
 
-import redis
 from dramatiq import Message
 from dramatiq.broker import MessageProxy
 from dramatiq.common import compute_backoff
@@ -49,6 +51,7 @@ from .errors import CircuitOpen, PermanentError
 from .jobscripts import FETCH, OUTCOMES, REQUEUE
 from .jobstore import flat_fields
 from .metrics import Attempt, job_deltas
+from .redis_client import UNREACHABLE, outage
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +67,7 @@ OUTCOME_RETRY_S = 30.0
 #: Longest wait between two tries of that write.
 OUTCOME_RETRY_MAX_DELAY_S = 2.0
 #: Redis errors worth another try: the server is gone, restarting, loading, or failing over.
-REDIS_OUTAGE = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ReadOnlyError)
+REDIS_OUTAGE = UNREACHABLE
 #: Shortest wait before a job meets an open circuit again.
 MIN_CIRCUIT_WAIT_MS = 1000
 
@@ -133,6 +136,8 @@ class JobRecords(Middleware):
         self.max_backoff_ms = max_backoff_ms
         self.retry_s = retry_s
         self._sleep = sleep
+        #: The random source of the parked jobs' spread (seeded by tests).
+        self.rng = random.Random()
         self._fetch = store.redis.register_script(FETCH)
         self._outcome = store.redis.register_script(OUTCOMES)
         self._requeue = store.redis.register_script(REQUEUE)
@@ -217,6 +222,7 @@ class JobRecords(Middleware):
             try:
                 answers = self._outcome(args=args)
                 if tries > 1:  # an earlier try may have been applied, its answer lost
+                    outage().reached()
                     for (_, to, *_), i in zip(settlements, range(0, len(answers), 3)):
                         if answers[i + 1] == 0 and answers[i + 2] == to.encode():
                             answers[i + 1] = 1
@@ -227,8 +233,9 @@ class JobRecords(Middleware):
                                  "trying on until Redis is back", what, tries, e,
                                  extra={"alert": "job_outcome_delayed"})
                     raise ConnectionClosed(e) from None
-                logger.warning("Redis unavailable while recording that job %s (%s); "
-                               "trying again in %.1fs", what, e, delay)
+                outage().failed(e, "recording job outcomes")
+                logger.debug("Redis unavailable while recording that job %s (%s); "
+                             "trying again in %.1fs", what, e, delay)
                 self._sleep(delay)
                 delay = min(delay * 2, OUTCOME_RETRY_MAX_DELAY_S)
 
@@ -288,8 +295,10 @@ class JobRecords(Middleware):
                            {"result": result if result is not None else {}, "lastError": None})
         error = f"{type(exception).__name__}: {exception}"[:2000]
         now = self.store.clock()
-        if isinstance(exception, CircuitOpen):
-            delay = max(MIN_CIRCUIT_WAIT_MS, int(exception.retry_after_s * 1000))
+        circuit = exception if isinstance(exception, CircuitOpen) else \
+            getattr(exception, "circuit_open", None)
+        if circuit is not None:
+            delay = self.circuit_delay_ms(circuit)
             logger.warning("API circuit open; job rescheduled in %s ms without spending an "
                            "attempt", delay, extra={"job_id": message.job_id})
             return Outcome("scheduled", f"API circuit open; retry in {delay} ms",
@@ -308,6 +317,14 @@ class JobRecords(Middleware):
                                      max_backoff=self.max_backoff_ms)
         return Outcome("failed", f"will retry in {backoff} ms: {error}", {"lastError": error},
                        wall_due=now + backoff)
+
+    def circuit_delay_ms(self, circuit: CircuitOpen) -> int:
+        """How long a job parked on an open breaker waits: until the breaker lets a trial
+        through, plus a random share of ``spread_s``, so that the parked jobs come back one
+        by one (the first is the trial; the others, finding the breaker open again after a
+        failed trial, wait for the next one) rather than all at once."""
+        wait_ms = max(MIN_CIRCUIT_WAIT_MS, int(circuit.retry_after_s * 1000))
+        return wait_ms + int(self.rng.uniform(0, max(0.0, circuit.spread_s)) * 1000)
 
     @staticmethod
     def _dead_copy(message, exception, error, attempt, now) -> str:

@@ -86,7 +86,7 @@ class ServiceClient:
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"
         if actor:
-            self.session.headers["X-Actor"] = actor
+            self.session.headers["X-Actor"] = actor.encode()  # UTF-8 (requests sends str as Latin-1)
         self.has_token = bool(token)
 
     def call(self, method: str, api_path: str, *, json=None, params=None):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from pydantic import BaseModel, ValidationError
 
 from .errors import InvalidPayload
@@ -25,7 +27,14 @@ def validate_payload(job_type, payload) -> BaseModel:
             [{"field": "payload", "message": f"must be an object, got {type(payload).__name__}"}],
         )
     try:
-        return job_type.payload_model.model_validate(payload)
+        # Strict, as JSON: "5" is not a number and true is not 1, while a time or a UUID
+        # is still written as a string.
+        text = json.dumps(payload)
+    except (TypeError, ValueError) as e:
+        raise InvalidPayload(f"payload of {job_type.name} is not JSON: {e}",
+                             [{"field": "payload", "message": str(e)}]) from None
+    try:
+        return job_type.payload_model.model_validate_json(text, strict=True)
     except ValidationError as e:
         details = [
             {"field": ".".join(["payload", *map(str, err["loc"])]), "message": err["msg"]}

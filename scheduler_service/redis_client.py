@@ -21,6 +21,10 @@ would stay on the old master all that time. Here the pool also asks every
 master the sentinels no longer name; :func:`on_current_master` lets a long-held
 subscription do the same.
 
+Every role waits for Redis at start-up through :func:`wait_until_reachable` (one log line
+per attempt), and reports the calls that meet an unreachable Redis later to its process's
+:func:`outage`, which logs once when Redis is lost and once when it is back.
+
 Whatever the way, callers get a plain :class:`redis.Redis`. Lua scripts registered on it
 (``register_script``) are sent by SHA; a promoted replica that does not know one answers
 ``NOSCRIPT`` and redis-py's ``Script`` loads it again and retries, so no caller has to care.
@@ -28,12 +32,17 @@ Whatever the way, callers get a plain :class:`redis.Redis`. Lua scripts register
 
 from __future__ import annotations
 
+import logging
+import os
+import threading
 import time
 
 import redis
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from .config import redact_url
+
+logger = logging.getLogger(__name__)
 
 #: Connect and read timeout of each call to a sentinel (the question "who is the master?"):
 #: short, so that a dead sentinel costs little before the next one on the list is asked.
@@ -117,3 +126,119 @@ def describe(settings) -> str:
                      for host, port in settings.redis_sentinels)
     return (f"master {settings.redis_sentinel_master!r} of sentinels {nodes}, "
             f"db {settings.redis_db}")
+
+
+#: Errors that mean "Redis cannot be reached now" (down, restarting, loading its data,
+#: failing over), as opposed to a refused command.
+UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ReadOnlyError)
+#: First pause between two attempts to reach Redis at start-up (seconds); it doubles.
+STARTUP_RETRY_FIRST_S = 0.5
+#: Longest pause between two attempts to reach Redis at start-up (seconds).
+STARTUP_RETRY_MAX_S = 5.0
+
+
+def wait_until_reachable(settings, role: str, stop=None, *, first_s: float = STARTUP_RETRY_FIRST_S,
+                         max_s: float = STARTUP_RETRY_MAX_S) -> bool:
+    """Block until Redis answers a PING, as every role does before it starts its work.
+
+    Each failed attempt logs one line naming the role, where Redis is (never its
+    password), the attempt and the pause before the next one; the pauses double from
+    ``first_s`` up to ``max_s``. A refused login or another error that waiting cannot
+    cure is raised at once.
+
+    Args:
+        settings: the validated settings.
+        role: the role that waits (``worker``, ``cron``...), for the log lines.
+        stop: a :class:`threading.Event` that ends the wait early (a stop signal).
+
+    Returns:
+        True once Redis answered; False when ``stop`` was set first.
+    """
+    where = describe(settings)
+    client = connect(settings, socket_connect_timeout=2, socket_timeout=2)
+    pause, attempt = first_s, 0
+    try:
+        while stop is None or not stop.is_set():
+            attempt += 1
+            try:
+                client.ping()
+            except UNREACHABLE as e:
+                logger.warning(
+                    "%s: Redis at %s not reachable (attempt %s: %s); next attempt in %.1fs",
+                    role, where, attempt, _reason(e), pause,
+                    extra={"role": role, "redis": where, "attempt": attempt,
+                           "next_attempt_s": pause})
+                if stop is not None:
+                    stop.wait(pause)
+                else:
+                    time.sleep(pause)
+                pause = min(pause * 2, max_s)
+                continue
+            if attempt > 1:
+                logger.info("%s: Redis at %s reachable after %s attempt(s)", role, where, attempt,
+                            extra={"role": role, "redis": where, "attempt": attempt})
+            return True
+        return False
+    finally:
+        client.close()
+
+
+def _reason(error: Exception) -> str:
+    """A Redis error in one short line (its type and message, no traceback)."""
+    return f"{type(error).__name__}: {error}".strip().rstrip(":")
+
+
+class RedisOutage:
+    """One log line when a process loses Redis and one when it is back, however many of
+    its calls fail meanwhile (every thread reports here: consumers, heartbeats, the
+    acknowledgement writers, the timer pump).
+
+    ``failed`` is called where a call met :data:`UNREACHABLE`, ``reached`` where one
+    succeeded; only the changes between the two states are logged.
+    """
+
+    def __init__(self, log=None):
+        self._log = log or logger
+        self._lock = threading.Lock()
+        self._since: float | None = None
+        self._failures = 0
+
+    @property
+    def down(self) -> bool:
+        return self._since is not None
+
+    def failed(self, error: Exception, where: str = "") -> None:
+        """A call met an unreachable Redis; logs when it is the first since Redis was up."""
+        with self._lock:
+            self._failures += 1
+            if self._since is not None:
+                return
+            self._since = time.monotonic()
+        self._log.warning("lost Redis (%s)%s; retrying until it is back, without a line per "
+                          "failed call", _reason(error), f" in {where}" if where else "",
+                          extra={"redis_state": "lost", "source": where})
+
+    def reached(self) -> None:
+        """A call succeeded; logs when Redis had been lost."""
+        if self._since is None:  # the common case: no lock taken
+            return
+        with self._lock:
+            if self._since is None:
+                return
+            down_s, failures = time.monotonic() - self._since, self._failures
+            self._since, self._failures = None, 0
+        self._log.info("Redis is back after %.1fs (%s failed call(s) meanwhile)", down_s, failures,
+                       extra={"redis_state": "back", "down_s": round(down_s, 3),
+                              "failed_calls": failures})
+
+
+_outages: dict[int, RedisOutage] = {}
+
+
+def outage() -> RedisOutage:
+    """This process's :class:`RedisOutage` (a forked child gets its own)."""
+    pid = os.getpid()
+    found = _outages.get(pid)
+    if found is None:
+        found = _outages.setdefault(pid, RedisOutage())
+    return found

@@ -14,6 +14,8 @@ import logging
 import threading
 import time
 
+from .redis_client import UNREACHABLE, outage
+
 logger = logging.getLogger(__name__)
 
 
@@ -56,6 +58,8 @@ class WallTimerPump:
 
     #: Seconds between sweeps of expired ids out of the listing indexes (and the repair).
     PRUNE_EVERY_S = 60.0
+    #: Longest pause after a failed round (Redis down), so timers flow soon after it is back.
+    MAX_BACKOFF_S = 5.0
 
     def __init__(self, store, interval_ms: int = 250, batch: int = 1000, repair=None):
         """
@@ -104,7 +108,11 @@ class WallTimerPump:
                 if next_due is not None:
                     wait = min(wait, max(0.0, (next_due - self.store.clock()) / 1000))
                 backoff = 0.5
-            except Exception:  # Redis down: keep trying, never die
+                outage().reached()
+            except UNREACHABLE as e:  # Redis down: one line per outage, keep trying
+                outage().failed(e, "the wall-timer pump")
+                wait, backoff = backoff, min(backoff * 2, self.MAX_BACKOFF_S)
+            except Exception:  # never die
                 logger.exception("timer pump failed; retrying in %.1fs", backoff)
-                wait, backoff = backoff, min(backoff * 2, 30)
+                wait, backoff = backoff, min(backoff * 2, self.MAX_BACKOFF_S)
             self._stop.wait(wait)

@@ -10,6 +10,7 @@ goes backwards when gunicorn replaces a worker.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -17,8 +18,9 @@ import socket
 import sys
 import tempfile
 
-from gunicorn import glogging
+from gunicorn import glogging, util
 from gunicorn.app.base import BaseApplication
+from gunicorn.workers.gthread import ThreadWorker
 
 from .errors import SchedulerServiceError
 
@@ -62,6 +64,45 @@ class _PropagatingLogger(glogging.Logger):
             for handler in list(log.handlers):
                 log.removeHandler(handler)
             log.propagate = True
+
+
+#: What a request gunicorn refused before the app saw it gets, by status: the error code
+#: and the part of the request at fault (the ``field`` of the error body).
+_PARSER_ERRORS = {
+    400: ("BAD_REQUEST", "request"),
+    403: ("FORBIDDEN", "request"),
+    414: ("URI_TOO_LONG", "request-line"),
+    417: ("EXPECTATION_FAILED", "Expect"),
+    431: ("REQUEST_HEADER_FIELDS_TOO_LARGE", "headers"),
+    501: ("NOT_IMPLEMENTED", "Transfer-Encoding"),
+}
+
+
+def write_json_error(sock, status_int, reason, mesg):
+    """gunicorn's answer to a request it could not parse (a request line over
+    ``limit_request_line``, headers over their limits, a bad chunk), written with the API's
+    JSON error body instead of gunicorn's HTML page."""
+    code, field = _PARSER_ERRORS.get(status_int, ("INTERNAL", None))
+    message = mesg or reason
+    body = json.dumps({"error": {"code": code, "message": f"{reason}: {message}",
+                                 "details": [{"field": field, "message": message}]}}).encode()
+    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+    util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
+class JsonErrorWorker(ThreadWorker):
+    """gunicorn's threaded worker, answering the requests its parser refuses in JSON.
+
+    gunicorn's limits stay in force (a request line over 4 KiB never reaches Python code
+    of ours; no route of this API needs one that long); only their error page changes.
+    gunicorn writes it through ``util.write_error``, its one call site, replaced in the
+    worker process.
+    """
+
+    def init_process(self):
+        util.write_error = write_json_error
+        super().init_process()
 
 
 class _GunicornApp(BaseApplication):
@@ -116,7 +157,7 @@ def serve(settings, registry, host, port, workers, threads):
     options = {
         "bind": f"{host}:{port}",
         "workers": workers,
-        "worker_class": "gthread",
+        "worker_class": f"{__name__}.JsonErrorWorker",
         "threads": threads,
         "timeout": 60,
         # On SIGTERM, requests in flight get SHUTDOWN_GRACE_S to finish.

@@ -212,6 +212,17 @@ def drop_dead_copy(redis, prefix: str, queue: str, rid: str) -> None:
     pipe.execute()
 
 
+def drop_waiting_message(redis, prefix: str, queue: str, rid: str) -> None:
+    """Remove one message of ``queue`` (or its delay queue) that waits to be fetched."""
+    pipe = redis.pipeline()
+    if queue.endswith(DELAY_SUFFIX):
+        pipe.zrem(queue_key(prefix, queue), rid)
+    else:
+        pipe.lrem(queue_key(prefix, queue), 0, rid)
+    pipe.hdel(messages_key(prefix, queue), rid)
+    pipe.execute()
+
+
 def message_pending(redis, prefix: str, queue: str, rid: str) -> bool:
     """Whether Dramatiq still holds message ``rid`` of ``queue`` (waiting or unacknowledged)."""
     return bool(redis.hexists(messages_key(prefix, queue), rid))

@@ -14,8 +14,13 @@ Shutdown (SIGTERM or SIGINT), see :func:`shut_down`:
    as usual;
 3. what still runs then is handed back: its message returns to its queue and its record
    to ``queued`` (the attempt not spent), and whatever that thread does afterwards is not
-   written, so another worker runs the job and its outcome is written once;
-4. the connections are closed and the process exits 0.
+   written, so another worker runs the job and its outcome is written once; a WARNING
+   names each job handed back;
+4. the connections are closed and the process exits 0, or :data:`EXIT_ABANDONED` when a
+   job could not be handed back (Redis unreachable, or its message no longer this
+   worker's) or an outcome could not be written: an ERROR names those jobs, which come
+   back only once this worker's heartbeat is older than ``QUEUE_HEARTBEAT_TIMEOUT_MS``
+   (their attempt counted, and a finished one runs again).
 
 While it runs, a process writes a heartbeat into ``{REDIS_NAMESPACE}:workers`` every
 :data:`HEARTBEAT_S` seconds, but only while all its worker and consumer threads are
@@ -37,6 +42,8 @@ from dramatiq import Worker
 from dramatiq.common import iter_queue, join_all
 from dramatiq.middleware import Middleware
 
+from .lifecycle import job_id_of
+from .redis_client import UNREACHABLE, outage
 from .supervisor import stop_event_on_signals
 
 logger = logging.getLogger(__name__)
@@ -48,6 +55,8 @@ HEARTBEAT_S = 5.0
 FINAL_STOP_MS = 1_000
 #: Entries of workers not heard from for this long (killed ones) are removed.
 PRUNE_MS = 3_600_000
+#: Exit code of a worker that stopped leaving jobs it could not hand back (see step 4).
+EXIT_ABANDONED = 4
 
 
 def workers_key(namespace: str) -> str:
@@ -83,16 +92,17 @@ class JobsInProgress(Middleware):
         with self._lock:
             return len(self._running)
 
-    def hand_back(self, broker) -> dict[str, list[str]]:
+    def hand_back(self, broker) -> dict[str, dict[str, object]]:
         """Mark every message still running as handed back (its end will not be written)
-        and return their Redis ids by queue. A message whose job ends at the same moment
-        is either here or written as usual, never both (one lock decides)."""
+        and return them by queue (``{queue: {Redis id: message}}``). A message whose job
+        ends at the same moment is either here or written as usual, never both (one lock
+        decides)."""
         with self._lock:
             running, self._running = self._running, {}
             broker.handed_back.update(running)
-        by_queue = defaultdict(list)
+        by_queue = defaultdict(dict)
         for rid, message in running.items():
-            by_queue[message.queue_name].append(rid)
+            by_queue[message.queue_name][rid] = message
         return dict(by_queue)
 
 
@@ -140,7 +150,11 @@ class WorkerHeartbeat:
                     self.stopping()  # its threads end one by one now: not a failure
                 elif not self.beat():
                     logger.error("a worker or consumer thread died; no heartbeat written")
-            except Exception as e:  # Redis away: the consumers say so too
+                else:
+                    outage().reached()
+            except UNREACHABLE as e:  # one line per outage, for every thread of the process
+                outage().failed(e, "the worker heartbeat")
+            except Exception as e:
                 logger.warning("could not write the worker heartbeat: %s", e)
             self._stop.wait(HEARTBEAT_S)
 
@@ -167,14 +181,49 @@ class WorkerHeartbeat:
             logger.debug("could not remove the worker heartbeat: %s", e)
 
 
-def _requeue_unstarted(worker: Worker) -> int:
-    """Give the messages fetched but not started back to their queues; how many."""
+def _requeue_unstarted(worker: Worker) -> tuple[int, list[str]]:
+    """Give the messages fetched but not started back to their queues; returns how many
+    went back and the job ids of those that could not (Redis unreachable)."""
     by_queue = defaultdict(list)
     for _, message in iter_queue(worker.work_queue):
         by_queue[message.queue_name].append(message)
+    returned, stranded = 0, []
     for queue_name, messages in by_queue.items():
-        worker.consumers[queue_name].requeue_messages(messages)
-    return sum(len(m) for m in by_queue.values())
+        try:
+            worker.consumers[queue_name].requeue_messages(messages)
+            returned += len(messages)
+        except UNREACHABLE:
+            stranded += [job_id_of(m) for m in messages]
+    return returned, stranded
+
+
+def _hand_back(broker, left: dict) -> tuple[list[str], list[str]]:
+    """Requeue what still runs (see :meth:`JobsInProgress.hand_back`); returns the job ids
+    handed back and those that could not be (Redis unreachable, or a message this worker
+    no longer holds in Redis)."""
+    handed, stranded = [], []
+    for queue_name, messages in left.items():
+        ids = [job_id_of(m) for m in messages.values()]
+        try:
+            returned = broker.records.requeue(broker, queue_name, list(messages))
+        except UNREACHABLE:
+            stranded += ids
+            continue
+        if returned == len(ids):
+            handed += ids
+        else:  # which ones is not told: none counts as cleanly handed back
+            stranded += ids
+    return handed, stranded
+
+
+def _unwritten(worker: Worker) -> list[str]:
+    """Redis ids of the outcomes the consumers still hold unwritten (after their stop)."""
+    found = []
+    for thread in worker.consumers.values():
+        unsettled = getattr(thread.consumer, "unsettled", None)
+        if unsettled is not None:
+            found += sorted(unsettled())
+    return found
 
 
 def shut_down(worker: Worker, broker, in_progress: JobsInProgress, grace_s: float,
@@ -189,32 +238,40 @@ def shut_down(worker: Worker, broker, in_progress: JobsInProgress, grace_s: floa
         poll_ms: the consumers' poll interval (``QUEUE_POLL_INTERVAL_MS``).
 
     Returns:
-        ``{"returned": n, "finished": n, "handed_back": n}``: messages given back unstarted,
-        jobs that finished within the grace, jobs handed back still running.
+        ``{"returned": n, "finished": n, "handed_back": n, "abandoned": [...]}``: messages
+        given back unstarted, jobs that finished within the grace, jobs handed back still
+        running, and the jobs (ids; Redis message ids for unwritten outcomes) that could be
+        neither handed back nor recorded.
     """
     started = time.monotonic()
     broker.draining = True
     for thread in worker.workers:
         thread.stop()
-    returned = _requeue_unstarted(worker)
+    returned, abandoned = _requeue_unstarted(worker)
     running = in_progress.count()
     logger.info("stopping: %s job(s) in progress get up to %ss to finish; %s fetched but "
                 "not started returned to their queue", running, grace_s, returned,
                 extra={"in_progress": running, "returned": returned, "grace_s": grace_s})
     join_all(worker.workers, int(grace_s * 1000))
     left = in_progress.hand_back(broker)
-    handed = 0
-    for queue_name, rids in left.items():
-        handed += broker.records.requeue(broker, queue_name, rids)
+    handed, stranded = _hand_back(broker, left)
+    abandoned += stranded
     if handed:
         logger.warning("%s job(s) still running after SHUTDOWN_GRACE_S=%ss handed back to "
-                       "their queue; another worker runs them", handed, grace_s,
-                       extra={"handed_back": handed, "grace_s": grace_s})
+                       "their queue; another worker runs them: %s", len(handed), grace_s,
+                       ", ".join(handed),
+                       extra={"handed_back": len(handed), "job_ids": handed, "grace_s": grace_s})
     # Dramatiq's own stop: consumers stopped, anything fetched meanwhile requeued, acks
     # flushed, connections closed. The threads of handed-back jobs are not waited for.
     worker.stop(timeout=max(FINAL_STOP_MS, 2 * poll_ms))
+    abandoned += _unwritten(worker)
+    if abandoned:
+        logger.error("stopped leaving %s job(s) it could neither hand back nor record: %s; "
+                     "they run again once this worker's heartbeat is older than "
+                     "QUEUE_HEARTBEAT_TIMEOUT_MS", len(abandoned), ", ".join(map(str, abandoned)),
+                     extra={"abandoned": abandoned})
     summary = {"returned": returned, "finished": running - sum(len(r) for r in left.values()),
-               "handed_back": handed}
+               "handed_back": len(handed), "abandoned": abandoned}
     logger.info("worker stopped in %.1fs", time.monotonic() - started, extra=summary)
     return summary
 
@@ -238,9 +295,9 @@ def run_worker(settings, registry, threads: int, queues=None) -> int:
     stop.wait()
     heartbeat.stopping()
     try:
-        shut_down(worker, services.broker, in_progress, settings.shutdown_grace_s,
-                  settings.queue_poll_interval_ms)
+        summary = shut_down(worker, services.broker, in_progress, settings.shutdown_grace_s,
+                            settings.queue_poll_interval_ms)
     finally:
         heartbeat.stop()
         services.close()
-    return 0
+    return EXIT_ABANDONED if summary["abandoned"] else 0

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -172,3 +174,63 @@ def redis_state(redis, namespace: str, ignore=BOOKKEEPING_KEYS) -> dict:
             value = kind
         state[key] = (kind, value)
     return state
+
+
+@dataclasses.dataclass
+class LiveWeb:
+    """A ``scheduler-service web`` process on a free port, and services on its namespace."""
+
+    url: str
+    token: str
+    services: object
+    process: subprocess.Popen
+    env: dict
+    log_path: Path
+
+
+@contextlib.contextmanager
+def live_web(redis_url: str, extra_env: dict, pythonpath: list, log_path, token: str):
+    """``scheduler-service web`` (one gunicorn worker, 8 threads) on a free port, in a
+    namespace of its own; yields a :class:`LiveWeb` and afterwards stops the process and
+    removes the namespace's keys."""
+    import os
+    import uuid
+
+    import requests
+
+    from scheduler_service.config import load_settings
+    from scheduler_service.embedded_redis import free_port
+    from scheduler_service.services import build_services
+
+    variables = {
+        "SCHEDULER_ENV": "test", "REDIS_URL": redis_url,
+        "REDIS_NAMESPACE": f"t{uuid.uuid4().hex[:12]}", "SCHEDULER_API_TOKEN": token,
+        "LOG_FORMAT": "text", "LOG_LEVEL": "WARNING", "HOST": "127.0.0.1",
+        **{k: str(v) for k, v in extra_env.items()},
+    }
+    services = build_services(load_settings(variables))
+    port = free_port()
+    env = {**os.environ, **variables,
+           "PYTHONPATH": os.pathsep.join([*map(str, pythonpath), os.environ.get("PYTHONPATH", "")])}
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "scheduler_service", "web", "--port", str(port),
+             "--workers", "1", "--threads", "8"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+
+    def answers():
+        assert process.poll() is None, Path(log_path).read_text()[-3000:]
+        try:
+            return requests.get(f"{url}/health", timeout=2).status_code in (200, 503)
+        except requests.ConnectionError:
+            return False
+
+    try:
+        wait_for(answers, timeout=60, interval=0.2, message="the live web process")
+        yield LiveWeb(url, token, services, process, env, Path(log_path))
+    finally:
+        stop_process(process)
+        for key in services.redis.scan_iter(f"{variables['REDIS_NAMESPACE']}:*", count=1000):
+            services.redis.delete(key)
+        services.close()

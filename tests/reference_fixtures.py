@@ -223,7 +223,8 @@ def _wait_until_up(api: ReferenceApi, timeout: float) -> None:
 
 
 def start_reference_api(folder: Path, *args: str, env=None, key: str = TEST_KEY,
-                        wait: bool = True, timeout: float = 30.0) -> ReferenceApi:
+                        wait: bool = True, timeout: float = 30.0,
+                        port: int | None = None) -> ReferenceApi:
     """Start ``scheduler-service reference-api`` in a child process on a free port.
 
     Args:
@@ -233,16 +234,18 @@ def start_reference_api(folder: Path, *args: str, env=None, key: str = TEST_KEY,
         key: ``REFERENCE_API_KEY``.
         wait: wait until it answers (``False`` to watch a start-up refusal).
         timeout: how long to wait.
+        port: the port (default: a free one); a server started again in the same ``folder``
+            on the same port serves the same database.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     db_path = folder / "reference.sqlite3"
     log_path = folder / f"reference-api-{port}.log"
     child_env = dict(os.environ)
     child_env.update({"SCHEDULER_ENV": "test", "REFERENCE_API_KEY": key, "LOG_LEVEL": "WARNING",
                       "LOG_FORMAT": "text"})
     child_env.update({k: str(v) for k, v in (env or {}).items()})
-    with open(log_path, "wb") as log:
+    with open(log_path, "ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "scheduler_service", "reference-api", "--port", str(port),
              "--db", str(db_path), *args],

@@ -133,16 +133,17 @@ def test_open_circuit_reschedules_without_spending_an_attempt(make_settings, red
     try:
         with running_worker(services):
             job, _ = send_job(services, "DEFERRED_EFFECT", "c1", {"effectId": "e1"})
-            # When the first attempt fails (transient) and opens the circuit, and the retry meets it
+            # When the first attempt fails (transient) and its failure opens the circuit
             rescheduled = wait_state(services, job["id"], "scheduled", timeout=20)
     finally:
         services.close()
-    # Then the job waits on its timer for the breaker, with the retry not counted
-    assert rescheduled["attempts"] == 1
-    assert rescheduled["lastError"].startswith("CircuitOpen")
+    # Then the job waits on its timer for the breaker, the attempt not counted: the API,
+    # not the job, failed
+    assert rescheduled["attempts"] == 0
+    assert rescheduled["lastError"].startswith("Transient")
     assert parse_iso_ms(rescheduled["runAt"]) > now_ms() + 30_000
     details = [h["detail"] for h in services.jobs.history(job["id"])]
-    assert any(d.startswith("will retry in") and "Transient" in d for d in details)
+    assert not any(d.startswith("will retry in") for d in details)
     assert any("circuit open" in d for d in details)
 
 

@@ -186,7 +186,9 @@ def test_failed_events_are_recorded_and_the_others_expired(services, reference_a
     monkeypatch.setattr(event_expiration, "MAX_FAILED_IDS", 3)
     camp = reference_api.make_campaign(world_time=NOW)["id"]
     ids = make_events(reference_api, camp, 12, NOW - timedelta(days=1))
-    refusing = ApiClient.from_settings(services.settings.replace(api_max_retries=0),
+    # (its breaker kept closed: a failure that opens it makes the job wait for the breaker)
+    refusing = ApiClient.from_settings(services.settings.replace(api_max_retries=0,
+                                                                 api_breaker_threshold=100),
                                        headers={"x-test-error-code": code})
     try:
         api = SomeCallsRefused(get_api_client(services), refusing, ids[:5])

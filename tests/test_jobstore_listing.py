@@ -85,3 +85,54 @@ def test_waiting_timers_counts_by_state_and_many_records_in_one_read(services):
     records = store.get_many([wall[0]["id"], "missing", world["id"]])
     assert set(records) == {wall[0]["id"], world["id"]}
     assert records[world["id"]]["campaignId"] == "c2"
+
+
+def test_type_and_campaign_filters_read_their_own_index_so_a_miss_reads_no_record(services):
+    # Given 300 jobs of one type and campaign, and a few of others, through both create paths
+    now = [4_102_444_800_000]
+    store = make_store(services, now)
+    many = [build_job(services.registry, "PING", "c1") for _ in range(300)]
+    store.create_many((job, now[0] + 3_600_000, None) for job in many)
+    other = create(services, store, now, 3, step=1)  # PING, c1
+    echo = build_job(services.registry, "SAMPLE_ECHO", "c2", {"text": "x"})
+    store.create(echo)
+    read = []
+    real = store.redis.zrevrangebyscore
+
+    def counting(*args, **kwargs):
+        ids = real(*args, **kwargs)
+        read.append(len(ids))
+        return ids
+
+    store.redis = _Proxy(services.redis, zrevrangebyscore=counting)
+    # When a filter matches nothing, then no id is read, however many jobs there are
+    assert store.list(job_type="NOPE") == ([], None) and sum(read) == 0
+    assert store.list(campaign_id="nope") == ([], None) and sum(read) == 0
+    # and the smallest index of several filters is read: the one job of c2
+    items, _ = store.list(job_type="PING", campaign_id="c2")
+    assert items == [] and sum(read) == 1
+    items, _ = store.list(campaign_id="c2", state="queued")
+    assert [i["id"] for i in items] == [echo["id"]]
+    store.redis = services.redis
+    # The filters still combine right, newest first, with the cursor across pages
+    first, cursor = store.list(job_type="PING", campaign_id="c1", state="scheduled", limit=200)
+    rest, end = store.list(job_type="PING", campaign_id="c1", state="scheduled", cursor=cursor,
+                           limit=500)
+    assert len(first) == 200 and cursor and end is None
+    assert {i["id"] for i in first + rest} == {j["id"] for j in many} | set(other)
+    assert [i["id"] for i in first[:2]] == list(reversed(other))[:2]  # the later two
+
+
+def test_pruning_empties_a_type_or_campaign_index_and_forgets_it(services):
+    now = [4_102_444_800_000]
+    store = make_store(services, now)
+    job = build_job(services.registry, "SAMPLE_ECHO", "gone", {"text": "x"})
+    store.create(job)
+    registry = store.key("jobs", "indexes")
+    assert {store.key("jobs", "type", "SAMPLE_ECHO"), store.key("jobs", "campaign", "gone")} <= {
+        m.decode() for m in services.redis.smembers(registry)}
+    services.redis.delete(store.key("job", job["id"]))  # as if retention had passed
+    store.retention_s = -10
+    assert store.prune_indexes() == 4  # all, queued, its type and its campaign
+    assert services.redis.smembers(registry) == set()
+    assert store.list(campaign_id="gone") == ([], None)

@@ -47,3 +47,34 @@ def test_level_filters_and_text_format(restore_root):
     text = stream.getvalue()
     assert "hidden" not in text
     assert "ERROR scheduler_service.example: shown [job_id=j-2]" in text
+
+
+def test_an_extra_named_like_a_context_field_wins_over_the_context(restore_root):
+    # Inside a job for one campaign, code that logs about another campaign names it in
+    # ``extra``; logging used to refuse the call ("Attempt to overwrite 'campaign_id'"),
+    # which failed the job the line was logged in.
+    stream = io.StringIO()
+    configure_logging(load_settings({"LOG_FORMAT": "json", "LOG_LEVEL": "info"}), stream=stream)
+    records = []
+    keep = logging.Handler()
+    keep.emit = records.append
+    logging.getLogger().addHandler(keep)
+    log = logging.getLogger("scheduler_service.example")
+    with job_context(job_id="j-3", job_type="EVENT_EXPIRATION", campaign_id="c-1"):
+        log.info("promoted", extra={"campaign_id": "c-2"})
+        log.info("plain")
+    promoted, plain = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert (promoted["job_id"], promoted["campaign_id"]) == ("j-3", "c-2")
+    assert (plain["job_id"], plain["campaign_id"]) == ("j-3", "c-1")
+    assert "_job_context" not in promoted
+    first, second = records
+    assert (first.job_id, first.campaign_id, second.campaign_id) == ("j-3", "c-2", "c-1")
+    assert not hasattr(second, "attempt")
+
+
+def test_text_lines_show_the_extra_over_the_context(restore_root):
+    stream = io.StringIO()
+    configure_logging(load_settings({"LOG_FORMAT": "text", "LOG_LEVEL": "info"}), stream=stream)
+    with job_context(job_id="j-4", campaign_id="c-1"):
+        logging.getLogger("scheduler_service.example").info("x", extra={"campaign_id": "c-2"})
+    assert stream.getvalue().rstrip().endswith("x [job_id=j-4 campaign_id=c-2]")

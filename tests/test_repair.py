@@ -51,7 +51,7 @@ def test_the_outcome_of_an_attempt_is_recorded_after_a_redis_restart(base_env, t
         assert plugin.entered.wait(15)
         # When Redis goes away just as the job ends, and comes back a little later
         server.stop()
-        caplog.set_level("WARNING", logger="scheduler_service.lifecycle")
+        caplog.set_level("DEBUG", logger="scheduler_service.lifecycle")  # each failed try
         plugin.release.set()
         wait_for(lambda: any("Redis unavailable while recording" in r.getMessage()
                              for r in caplog.records), timeout=15, message="a failed write")

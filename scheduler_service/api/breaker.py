@@ -10,7 +10,9 @@ subclass adds what a multi-threaded worker needs and the package lacks:
   breaker, a transient failure opens it again for another ``duration_s``;
 * an injectable clock, so the state machine is tested without sleeping;
 * :class:`~scheduler_service.errors.CircuitOpen` with ``retry_after_s`` instead of the
-  package's own error, so callers can wait and try again later.
+  package's own error, so callers can wait and try again later, and ``spread_s`` (a
+  quarter of ``duration_s``), how widely waiting callers should spread their return so
+  that the half-open trial is not met by all of them at once.
 
 What counts as one failure is one *call* that ended in a transient error after its retries
 (see :mod:`scheduler_service.api.client`). A call ending in a permanent answer (``NOT_FOUND``,
@@ -35,6 +37,8 @@ T = TypeVar("T")
 
 #: Value of the ``scheduler_api_circuit_state`` gauge for each state.
 STATE_VALUES = {STATE_CLOSED: 0, STATE_HALF_OPEN: 1, STATE_OPEN: 2}
+#: ``spread_s`` of a refusal, as a share of the breaker's duration.
+SPREAD_SHARE = 0.25
 
 
 class ApiCircuitBreaker(CircuitBreaker):
@@ -100,15 +104,28 @@ class ApiCircuitBreaker(CircuitBreaker):
             if state == STATE_HALF_OPEN and not self._trial_running:
                 self._trial_running = True
                 return True
-            if state == STATE_OPEN:
-                retry_after = max(0.0, self.open_remaining)
-                why = f"open for another {retry_after:.1f}s"
-            else:
-                retry_after = self.trial_wait_s
-                why = "half-open and its trial call is running"
+            refused = self._refusal(state, operation)
+        raise refused
+
+    def refusal(self, operation: str | None = None) -> CircuitOpen | None:
+        """The :class:`CircuitOpen` a call would meet now, or None when one would go through
+        (closed, or half-open with no trial running); takes no trial."""
+        with self._lock:
+            state = self.state
+            if state == STATE_CLOSED or (state == STATE_HALF_OPEN and not self._trial_running):
+                return None
+            return self._refusal(state, operation)
+
+    def _refusal(self, state: str, operation: str | None) -> CircuitOpen:
+        if state == STATE_OPEN:
+            retry_after = max(0.0, self.open_remaining)
+            why = f"open for another {retry_after:.1f}s"
+        else:
+            retry_after = self.trial_wait_s
+            why = "half-open and its trial call is running"
         last = f" (last failure: {self._last_failure})" if self._last_failure else ""
-        raise CircuitOpen(f"API circuit breaker is {why}{last}", retry_after_s=retry_after,
-                          operation=operation)
+        return CircuitOpen(f"API circuit breaker is {why}{last}", retry_after_s=retry_after,
+                           operation=operation, spread_s=SPREAD_SHARE * self._recovery_timeout)
 
     def record(self, error: BaseException | None, trial: bool) -> None:
         """Account for the end of an admitted call.

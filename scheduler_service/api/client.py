@@ -189,7 +189,8 @@ class ApiClient:
         Raises:
             CircuitOpen: the breaker is open; no request was made.
             Transient: still failing after the retries, or a mutation that may have been
-                applied and has no ``confirm``.
+                applied and has no ``confirm``; its ``circuit_open`` is set when the breaker
+                was open once it had failed (this call opened it, or others did).
             NotFound, Conflict, BadInput, Unauthenticated, Forbidden, UpstreamError: the API's
                 permanent answers (or ``confirm``'s), never retried.
         """
@@ -205,6 +206,8 @@ class ApiClient:
                 self._interpret(prepared, outcome)
         except UpstreamError as e:
             self.stats.call(prepared.name, outcome_of(e))
+            if isinstance(e, Transient) and self.breaker is not None:
+                e.circuit_open = self.breaker.refusal(prepared.name)
             raise
         self.stats.call(prepared.name, "ok")
         return result

@@ -18,4 +18,7 @@ def require_bearer_token():
     expected = current_app.extensions["scheduler"].settings.scheduler_api_token
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
-        raise ApiError(401, "UNAUTHENTICATED", "send Authorization: Bearer <SCHEDULER_API_TOKEN>")
+        problem = ("missing" if "Authorization" not in request.headers
+                   else "not Bearer <SCHEDULER_API_TOKEN>, or a wrong token")
+        raise ApiError(401, "UNAUTHENTICATED", "send Authorization: Bearer <SCHEDULER_API_TOKEN>",
+                       [{"field": "Authorization", "message": problem}])

@@ -3,7 +3,9 @@
 The dashboard's own routes need the trailing slash, so the bare path redirects. The
 scheduler console at ``/admin/`` (:mod:`scheduler_service.web.console`) sits behind the same
 credentials (:func:`dashboard_credentials`, :func:`basic_auth_user`), and the dashboard's
-navigation bar links to it.
+navigation bar links to it. Its delete and requeue actions are answered by
+:mod:`scheduler_service.web.dashboard_actions` (job records kept true, CSRF checked against
+a server-side secret), not by the dashboard itself.
 """
 
 from __future__ import annotations
@@ -25,17 +27,24 @@ REALM = "scheduler dashboard"
 class DashboardMount:
     """WSGI wrapper that sends ``/admin/queues...`` to the dashboard, the rest to Flask."""
 
-    def __init__(self, app, dashboard, prefix, credentials=None):
+    def __init__(self, app, dashboard, prefix, credentials=None, services=None):
         self.app = app
         self.dashboard = dashboard
         self.prefix = prefix
         self.credentials = credentials
+        self.services = services
+        from . import dashboard_actions  # here: it imports the console, which imports this module
+
+        self.actions = dashboard_actions
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
         if path != self.prefix and not path.startswith(self.prefix + "/"):
             return self.app(environ, start_response)
-        if self.credentials and not self._authorized(environ):
+        user = None
+        if self.credentials:
+            user = basic_auth_user(environ.get("HTTP_AUTHORIZATION", ""), self.credentials)
+        if self.credentials and user is None:
             start_response("401 Unauthorized", [
                 ("WWW-Authenticate", f'Basic realm="{REALM}", charset="UTF-8"'),
                 ("Content-Type", "text/plain; charset=utf-8"),
@@ -47,10 +56,14 @@ class DashboardMount:
             start_response("308 Permanent Redirect", [("Location", location),
                                                       ("Content-Type", "text/plain")])
             return [b""]
-        return self.dashboard({**environ, "PATH_INFO": path[len(self.prefix):]}, start_response)
-
-    def _authorized(self, environ) -> bool:
-        return basic_auth_user(environ.get("HTTP_AUTHORIZATION", ""), self.credentials) is not None
+        inner = {**environ, "PATH_INFO": path[len(self.prefix):]}
+        actor = self.actions.actor_of(user)
+        if self.services is not None:
+            if inner["PATH_INFO"].rstrip("/") in self.actions.ACTIONS:
+                return self.actions.handle(inner, start_response, self.services, actor,
+                                           self.prefix)
+            self.actions.begin(self.services, actor)
+        return self.dashboard(inner, start_response)
 
 
 def dashboard_credentials(settings) -> tuple[str, str] | None:
@@ -100,5 +113,7 @@ def mount_dashboard(app, services, prefix=PREFIX, console_path=CONSOLE_PATH):
     """Mount the dashboard on ``app``; basic auth when a user and password are configured."""
     dashboard = DashboardApp(services.broker, prefix)
     dashboard.templates.loader = _ConsoleLinkLoader(dashboard.templates.loader, console_path)
-    app.wsgi_app = DashboardMount(app.wsgi_app, dashboard, prefix,
-                                  dashboard_credentials(services.settings))
+    mount = DashboardMount(app.wsgi_app, dashboard, prefix,
+                           dashboard_credentials(services.settings), services)
+    dashboard.templates.globals["csrf_token"] = mount.actions.render_token
+    app.wsgi_app = mount

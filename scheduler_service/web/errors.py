@@ -6,7 +6,7 @@ import logging
 
 import redis
 from flask import jsonify, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ..errors import (
     CircuitOpen, InvalidPayload, SchedulerServiceError, Transient, UnknownJobType, UpstreamError,
@@ -84,6 +84,13 @@ def register_error_handlers(app):
         if "NOREPLICAS" in str(e):  # also when a Lua script's write was refused
             return _redis_unavailable(e)
         return _unexpected(e)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(e):
+        limit = app.config["MAX_CONTENT_LENGTH"]
+        message = f"over {limit // 1024} KiB ({limit} bytes)"
+        return error_response(413, "PAYLOAD_TOO_LARGE", f"the request body is {message}; "
+                              "nothing was read or changed", [{"field": "body", "message": message}])
 
     @app.errorhandler(HTTPException)
     def _http(e):

@@ -112,9 +112,13 @@ def job_history(job_id):
 
 
 @api_route(bp, "PATCH", "/jobs/<job_id>", "Change a scheduled job's due time or priority",
-           body=PatchJob, responses={200: Job, 503: Error})
+           body=PatchJob, responses={200: Job, 409: Error, 503: Error})
 def patch_job(job_id, body: PatchJob):
     job = _job_or_404(job_id)
+    if body.changes_nothing():
+        # {} (or only nulls) is a change of nothing: the job as it is, in any state. A
+        # client that sends the fields it wants changed need not special-case "none".
+        return jsonify(job)
     store = _services().jobs
     if body.runAtWorldTime is not None and job["campaignId"] == SYSTEM:
         raise ApiError(400, "VALIDATION_ERROR", "runAtWorldTime needs a campaign, not SYSTEM",
@@ -134,7 +138,7 @@ def patch_job(job_id, body: PatchJob):
 
 
 @api_route(bp, "DELETE", "/jobs/<job_id>", "Cancel a scheduled, queued or retrying job",
-           responses={200: Job})
+           responses={200: Job, 409: Error})
 def cancel_job(job_id):
     _job_or_404(job_id)
     store = _services().jobs
@@ -180,7 +184,8 @@ def _dead_letter_or_404(job_id):
 
 @api_route(bp, "POST", "/dead-letters/<job_id>/requeue",
            "Replay a dead letter, optionally with a corrected payload",
-           body=RequeueDeadLetter, body_required=False, responses={200: Job}, tag="dead letters")
+           body=RequeueDeadLetter, body_required=False, responses={200: Job, 409: Error},
+           tag="dead letters")
 def requeue_dead_letter(job_id, body: RequeueDeadLetter):
     job = _dead_letter_or_404(job_id)
     services = _services()

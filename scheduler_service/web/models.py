@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator, model_validator
 
 from ..jobstore import STATES, parse_iso_ms
 
@@ -16,11 +16,25 @@ JobState = Literal["scheduled", "queued", "running", "succeeded", "failed", "dea
 assert set(JobState.__args__) == set(STATES)  # noqa: S101 - keep the two lists in step
 
 
-def not_null(value):
-    """Validator of a field that may be left out of a change but not set to null."""
-    if value is None:
-        raise ValueError("must not be null")
-    return value
+#: Formats of the ids the API takes, in paths, bodies and filters (the OpenAPI document
+#: gives them as the patterns of its parameters). A job or recurring job id is a UUID (as
+#: the service writes it, lower case); a campaign id is the main API's id, without ``:``,
+#: ``/``, spaces or control characters, so that it can never reach into another key.
+JOB_ID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+CAMPAIGN_ID = r"^[A-Za-z0-9][A-Za-z0-9._~=-]{0,127}$"
+JOB_TYPE = r"^[A-Z][A-Z0-9_]{0,63}$"
+SWEEP_NAME = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
+CURSOR = r"^\d{1,16}:[0-9a-f-]{36}$"
+
+
+def _no_default(schema: dict) -> None:
+    schema.pop("default", None)
+
+
+def omittable(**kwargs):
+    """A field a change may leave out but not set to null: absent from the document's
+    ``required`` list, with no ``null`` in its type (and no ``default: null`` shown)."""
+    return Field(default=None, json_schema_extra=_no_default, **kwargs)
 
 
 def _check_timestamp(value):
@@ -36,6 +50,15 @@ def _check_timestamp(value):
 
 
 class _Strict(BaseModel):
+    """A request body: no unknown fields, and JSON types taken as they are (``"5"`` or
+    ``true`` is not a number, ``1`` is not a boolean)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class _Query(BaseModel):
+    """A query string: every value arrives as text, so numbers are parsed from it."""
+
     model_config = ConfigDict(extra="forbid")
 
 
@@ -43,12 +66,13 @@ class CreateJob(_Strict):
     """A job to create. With neither ``runAt`` nor ``runAtWorldTime`` it is due now."""
 
     type: str = Field(min_length=1, max_length=64, description="A registered job type name.")
-    campaignId: str = Field(min_length=1, max_length=128,
+    campaignId: str = Field(min_length=1, max_length=128, pattern=CAMPAIGN_ID,
                             description='The campaign, or "SYSTEM" for every campaign.')
     payload: dict[str, Any] = Field(default_factory=dict,
                                     description="Validated against the job type's payload schema.")
-    priority: Optional[int] = Field(default=None, ge=0, le=10,
-                                    description="0-10, higher first; the job type's default when omitted.")
+    priority: Optional[StrictInt] = Field(default=None, ge=0, le=10,
+                                          description="0-10, higher first; the job type's default "
+                                                      "when omitted.")
     runAt: Optional[str] = Field(default=None, description="Wall-clock due time (ISO-8601 with offset).")
     runAtWorldTime: Optional[str] = Field(default=None,
                                           description="Due time on the campaign's world clock (ISO-8601).")
@@ -67,21 +91,23 @@ class CreateJob(_Strict):
 
 
 class PatchJob(_Strict):
-    """Changes to a scheduled job: its due time and/or priority."""
+    """Changes to a scheduled job: its due time and/or priority. A field left out (or
+    null) stays as it is; ``{}`` changes nothing and answers the job as it is."""
 
     runAt: Optional[str] = Field(default=None, description="New wall-clock due time.")
     runAtWorldTime: Optional[str] = Field(default=None, description="New world-clock due time.")
-    priority: Optional[int] = Field(default=None, ge=0, le=10, description="New priority.")
+    priority: Optional[StrictInt] = Field(default=None, ge=0, le=10, description="New priority.")
 
     _times = field_validator("runAt", "runAtWorldTime")(_check_timestamp)
 
     @model_validator(mode="after")
-    def _something(self):
+    def _one_clock(self):
         if self.runAt is not None and self.runAtWorldTime is not None:
             raise ValueError("give runAt or runAtWorldTime, not both")
-        if self.runAt is None and self.runAtWorldTime is None and self.priority is None:
-            raise ValueError("nothing to change: give runAt, runAtWorldTime or priority")
         return self
+
+    def changes_nothing(self) -> bool:
+        return self.runAt is None and self.runAtWorldTime is None and self.priority is None
 
 
 class RequeueDeadLetter(_Strict):
@@ -91,14 +117,14 @@ class RequeueDeadLetter(_Strict):
                                               description="Replaces the payload; validated like a create.")
 
 
-class ListJobsQuery(_Strict):
+class ListJobsQuery(_Query):
     """Filters and paging of ``GET /jobs``."""
 
     state: Optional[JobState] = None
-    type: Optional[str] = None
-    campaignId: Optional[str] = None
+    type: Optional[str] = Field(default=None, pattern=JOB_TYPE)
+    campaignId: Optional[str] = Field(default=None, pattern=CAMPAIGN_ID)
     limit: int = Field(default=50, ge=1, le=500)
-    cursor: Optional[str] = Field(default=None, pattern=r"^\d+:[0-9a-fA-F-]{1,64}$")
+    cursor: Optional[str] = Field(default=None, pattern=CURSOR)
 
 
 class Job(BaseModel):
@@ -227,13 +253,14 @@ class ScheduleList(BaseModel):
 
 
 class PatchSchedule(_Strict):
-    """Changes to a sweep; each is recorded in its history with the ``X-Actor`` header."""
+    """Changes to a sweep; each is recorded in its history with the ``X-Actor`` header.
+    A field left out stays as it is; ``{}`` changes nothing."""
 
-    enabled: Optional[bool] = Field(default=None, strict=True, description="Turn its ticks on or off.")
+    enabled: StrictBool = omittable(description="Turn its ticks on or off (not null).")
     cron: Optional[str] = Field(default=None, max_length=200,
                                 description="A new expression (five fields, or six with seconds "
                                             "first, UTC); null goes back to the configured one.")
-    overlap: Optional[Literal["skip", "allow"]] = None
+    overlap: Literal["skip", "allow"] = omittable(description="skip or allow (not null).")
 
     @field_validator("cron")
     @classmethod
@@ -246,13 +273,6 @@ class PatchSchedule(_Strict):
                 raise ValueError(f"not a valid cron expression: {error}")
         return value
 
-    _not_null = field_validator("enabled", "overlap")(not_null)
-
-    @model_validator(mode="after")
-    def _something(self):
-        if not self.model_fields_set:
-            raise ValueError("nothing to change: give enabled, cron or overlap")
-        return self
 
 
 class ScheduleChange(BaseModel):
@@ -262,7 +282,8 @@ class ScheduleChange(BaseModel):
     field: str = Field(description="enabled, cron, overlap, or run (a manual run).")
     from_: Any = Field(alias="from")
     to: Any
-    actor: str = Field(description="The X-Actor header of the request, else api.")
+    actor: str = Field(description="The X-Actor header of the request, else api (or the "
+                                   "console's user).")
 
 
 class ScheduleHistory(BaseModel):

@@ -159,6 +159,8 @@ def patch_recurring(rid, body: PatchRecurring):
     services = _services()
     fields = _fields_or_404(rid)
     changes = {name: getattr(body, name) for name in body.model_fields_set}
+    if not changes:  # {}: nothing to change, the recurring job as it is
+        return jsonify(service.view(services, fields, upcoming=service.UPCOMING))
     if "payload" in changes:
         try:
             job = build_job(services.registry, fields["type"], fields["campaignId"],

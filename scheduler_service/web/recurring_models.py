@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, StrictBool, StrictInt, field_validator, model_validator
 
 from ..cron.expr import cron_error
 from ..recurring.pattern import duration_error
 from ..times import parse_iso_ms
-from .models import _check_timestamp, _Strict, not_null
+from .models import CAMPAIGN_ID, CURSOR, JOB_TYPE, _check_timestamp, _Query, _Strict, omittable
 
 Clock = Literal["wall", "world"]
 CatchUp = Literal["all", "latest", "skip"]
@@ -51,12 +51,13 @@ class CreateRecurring(_Strict):
     on its ``clock``."""
 
     type: str = Field(min_length=1, max_length=64, description="A registered job type name.")
-    campaignId: str = Field(min_length=1, max_length=128,
+    campaignId: str = Field(min_length=1, max_length=128, pattern=CAMPAIGN_ID,
                             description='The campaign, or "SYSTEM" (wall clock only).')
     payload: dict[str, Any] = Field(default_factory=dict,
                                     description="Validated against the job type's payload schema.")
-    priority: Optional[int] = Field(default=None, ge=0, le=10,
-                                    description="0-10, higher first; the job type's default when omitted.")
+    priority: Optional[StrictInt] = Field(default=None, ge=0, le=10,
+                                          description="0-10, higher first; the job type's default "
+                                                      "when omitted.")
     clock: Clock = Field(description=_CLOCK)
     cron: Optional[str] = Field(default=None, max_length=200,
                                 description="Five fields, or six with seconds first, on its clock in UTC.")
@@ -67,8 +68,9 @@ class CreateRecurring(_Strict):
     startAt: Optional[str] = Field(default=None,
                                    description="No occurrence before this time of its clock.")
     endAt: Optional[str] = Field(default=None, description="No occurrence after this time of its clock.")
-    maxOccurrences: Optional[int] = Field(default=None, ge=1, le=1_000_000_000,
-                                          description="Ends after creating this many occurrences.")
+    maxOccurrences: Optional[StrictInt] = Field(default=None, ge=1, le=1_000_000_000,
+                                                description="Ends after creating this many "
+                                                            "occurrences.")
     catchUp: CatchUp = Field(default="all", description=_CATCH_UP)
     catchUpWindow: Optional[str] = Field(default=None, max_length=64, description=_WINDOW)
     idempotencyKey: Optional[str] = Field(default=None, min_length=1, max_length=200,
@@ -92,21 +94,20 @@ class CreateRecurring(_Strict):
 
 
 class PatchRecurring(_Strict):
-    """Changes to a recurring job. A new cron or every starts afresh from now."""
+    """Changes to a recurring job. A new cron or every starts afresh from now. A field left
+    out stays as it is; ``{}`` changes nothing."""
 
-    paused: Optional[bool] = Field(default=None, strict=True,
-                                   description="true pauses it (its pending occurrence is "
+    paused: StrictBool = omittable(description="true pauses it (its pending occurrence is "
                                                "cancelled); false resumes it from now: "
                                                "occurrences that fell while paused are skipped.")
-    cron: Optional[str] = Field(default=None, max_length=200, description="Replaces the pattern.")
-    every: Optional[str] = Field(default=None, max_length=64, description="Replaces the pattern.")
-    payload: Optional[dict[str, Any]] = Field(default=None,
-                                              description="For the occurrences to come; validated.")
-    priority: Optional[int] = Field(default=None, ge=0, le=10)
+    cron: str = omittable(max_length=200, description="Replaces the pattern.")
+    every: str = omittable(max_length=64, description="Replaces the pattern.")
+    payload: dict[str, Any] = omittable(description="For the occurrences to come; validated.")
+    priority: StrictInt = omittable(ge=0, le=10)
     endAt: Optional[str] = Field(default=None, description="A new end; null removes it.")
-    maxOccurrences: Optional[int] = Field(default=None, ge=1, le=1_000_000_000,
-                                          description="A new limit; null removes it.")
-    catchUp: Optional[CatchUp] = None
+    maxOccurrences: Optional[StrictInt] = Field(default=None, ge=1, le=1_000_000_000,
+                                                description="A new limit; null removes it.")
+    catchUp: CatchUp = omittable()
     catchUpWindow: Optional[str] = Field(default=None, max_length=64,
                                          description="A new window; null removes it.")
 
@@ -114,27 +115,22 @@ class PatchRecurring(_Strict):
     _cron = field_validator("cron")(_valid_cron)
     _every = field_validator("every", "catchUpWindow")(_valid_duration)
 
-    _not_null = field_validator("paused", "cron", "every", "payload", "priority", "catchUp")(not_null)
-
     @model_validator(mode="after")
-    def _something(self):
-        if not self.model_fields_set:
-            raise ValueError("nothing to change: give paused, cron, every, payload, priority, "
-                             "endAt, maxOccurrences, catchUp or catchUpWindow")
+    def _one_pattern(self):
         if "cron" in self.model_fields_set and "every" in self.model_fields_set:
             raise ValueError("give cron or every, not both")
         return self
 
 
-class ListRecurringQuery(_Strict):
+class ListRecurringQuery(_Query):
     """Filters and paging of ``GET /recurring``."""
 
     state: Optional[RecurringState] = None
     clock: Optional[Clock] = None
-    campaignId: Optional[str] = None
-    type: Optional[str] = None
+    campaignId: Optional[str] = Field(default=None, pattern=CAMPAIGN_ID)
+    type: Optional[str] = Field(default=None, pattern=JOB_TYPE)
     limit: int = Field(default=50, ge=1, le=500)
-    cursor: Optional[str] = Field(default=None, pattern=r"^\d+:[0-9a-fA-F-]{1,64}$")
+    cursor: Optional[str] = Field(default=None, pattern=CURSOR)
 
 
 class LastOccurrence(BaseModel):

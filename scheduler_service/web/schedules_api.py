@@ -10,11 +10,13 @@ from __future__ import annotations
 import logging
 import time
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify
 
 from ..cron.schedules import ScheduleStore
 from ..dispatch import send_job
+from ..errors import InvalidPayload, UnknownJobType
 from ..jobstore import now_ms
+from .actor import request_actor
 from .auth import require_bearer_token
 from .errors import ApiError
 from .models import (
@@ -34,8 +36,6 @@ bp.before_request(require_bearer_token)
 
 #: Upcoming ticks listed by ``GET /schedules/{name}``.
 UPCOMING = 5
-#: Longest ``X-Actor`` header kept in the history.
-MAX_ACTOR = 200
 
 
 def _services():
@@ -52,11 +52,6 @@ def _known(name: str) -> str:
     if name not in _services().registry.sweeps:
         raise ApiError(404, "NOT_FOUND", f"no schedule named {name!r}")
     return name
-
-
-def _actor() -> str:
-    actor = (request.headers.get("X-Actor") or "").strip()
-    return actor[:MAX_ACTOR] if actor else "api"
 
 
 @api_route(bp, "GET", "/schedules", "Every periodic sweep: cron, enabled, overlap, next and last run",
@@ -79,9 +74,10 @@ def get_schedule(name):
 def patch_schedule(name, body: PatchSchedule):
     store = _store()
     _known(name)
+    actor = request_actor()
     given = body.model_fields_set
     _, changes = store.update(
-        name, actor=_actor(),
+        name, actor=actor,
         enabled=body.enabled if "enabled" in given else None,
         cron=body.cron if "cron" in given else ...,
         overlap=body.overlap if "overlap" in given else None,
@@ -95,12 +91,18 @@ def patch_schedule(name, body: PatchSchedule):
 
 @api_route(bp, "POST", "/schedules/<name>/run",
            "Enqueue the sweep's job now (whether enabled or not, whatever the overlap policy)",
-           responses={201: ScheduleRun, 500: Error}, tag="schedules")
+           responses={201: ScheduleRun, 409: Error, 503: Error}, tag="schedules")
 def run_schedule(name):
     try:
-        job = run_sweep_now(_services(), _store(), _known(name), _actor())
+        job = run_sweep_now(_services(), _store(), _known(name), request_actor())
     except SweepRunFailed as e:
-        raise ApiError(500, "SWEEP_FAILED", str(e)) from e.__cause__
+        if isinstance(e.__cause__, (InvalidPayload, UnknownJobType)):
+            # The sweep's own definition makes a job the service refuses: no retry can
+            # succeed until the plugin is fixed, so a 409 (a 5xx invites retries).
+            raise ApiError(409, "SWEEP_FAILED", str(e),
+                           [{"field": "name", "message": f"sweep {name!r} makes an invalid job: "
+                                                         f"{e.__cause__}"}]) from e.__cause__
+        raise e.__cause__ from None  # Redis unavailable: 503 by its handler; else a 500
     return jsonify({"schedule": name, "job": job}), 201
 
 

@@ -154,3 +154,21 @@ def test_a_dead_letter_found_by_filter_is_requeued_with_an_edited_payload(open_p
     record = live.services.jobs.get(job["id"])
     assert record["state"] == "queued" and record["payload"] == {"text": "fixed"}
     assert '"text": "fixed"' in browser.find_element(By.ID, "payload").text
+
+
+def test_deleting_a_message_in_the_queue_dashboard_cancels_its_job(open_page, live):
+    # Given a queued job, its message on the dashboard's standard tab
+    job, _ = send_job(live.services, "SAMPLE_ECHO", "browser-dash", {"text": "delete me"})
+    queue, rid = live.services.jobs.get_internal(job["id"], "queue", "rid")
+    browser = open_page(f"/admin/queues/queues/{queue}/standard")
+    delete = browser.find_element(By.XPATH, f'//form[contains(@action, "delete-message")]'
+                                            f'[.//input[@name="id" and @value="{rid}"]]//button')
+    assert delete.get_attribute("textContent").strip() == "Delete"
+    # When the operator clicks its Delete button
+    follow(browser, delete)
+    # Then the browser is back on the tab, the message gone and the job cancelled by the dashboard
+    assert browser.current_url.endswith(f"/admin/queues/queues/{queue}/standard")
+    assert rid not in browser.page_source
+    record = live.services.jobs.get(job["id"])
+    assert record["state"] == "cancelled"
+    assert "queue dashboard by dashboard" in live.services.jobs.history(job["id"])[-1]["detail"]

@@ -104,6 +104,10 @@ def test_patch_changes_are_stored_and_kept_in_the_history_with_the_actor(client,
 
 def test_patch_that_changes_nothing_adds_no_history(client):
     assert patch(client, "sample-ping", {"enabled": True}).status_code == 200
+    # {} is a change of nothing too: 200 with the schedule as it is
+    before = get(client, "/sample-ping")
+    r = patch(client, "sample-ping", {})
+    assert r.status_code == 200 and r.get_json()["cron"] == before["cron"]
     assert get(client, "/sample-ping/history")["items"] == []
 
 
@@ -112,10 +116,11 @@ def test_patch_that_changes_nothing_adds_no_history(client):
     ({"cron": "* * *"}, "cron", "3 field(s)"),
     ({"cron": "0 0 30 2 *"}, "cron", "never fires"),
     ({"enabled": "yes"}, "enabled", "boolean"),
-    ({"enabled": None}, "enabled", "null"),
+    ({"enabled": None}, "enabled", "boolean"),
+    ({"enabled": 1}, "enabled", "boolean"),
     ({"overlap": "queue"}, "overlap", "'skip' or 'allow'"),
     ({"priority": 3}, "priority", "Extra inputs"),
-    ({}, None, "nothing to change"),
+    ({"overlap": None}, "overlap", "'skip' or 'allow'"),
 ])
 def test_bad_patch_is_400_naming_the_field_and_changes_nothing(client, body, field, words):
     r = patch(client, "sample-tick", body)
@@ -152,7 +157,8 @@ def test_run_now_enqueues_the_sweeps_job_even_when_disabled(client, services):
 
 def test_a_run_that_fails_is_500_and_recorded_as_the_last_run(client):
     r = client.post("/api/v1/schedules/sample-broken/run", headers=AUTH)
-    assert r.status_code == 500 and r.get_json()["error"]["code"] == "SWEEP_FAILED"
+    assert r.status_code == 409 and r.get_json()["error"]["code"] == "SWEEP_FAILED"
+    assert r.get_json()["error"]["details"][0]["field"] == "name"
     last = get(client, "/sample-broken")["lastRun"]
     assert last["outcome"] == "failed" and "payload.text" in last["error"]
 

@@ -117,7 +117,7 @@ def test_sigterm_stops_a_subscriber_that_cannot_reach_redis(child_env):
     try:
         def retrying():
             line = proc.stdout.readline()
-            return "reconnecting in" in line
+            return "next attempt in" in line  # the start-up wait for Redis
         wait_for(retrying, timeout=30, message="a failed connection attempt")
         # When SIGTERM arrives during the backoff, it exits at once with 0
         proc.send_signal(signal.SIGTERM)

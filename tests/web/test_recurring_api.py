@@ -133,13 +133,13 @@ def test_a_world_clock_recurring_job_needs_a_campaign_with_a_world_clock(client,
 
 
 @pytest.mark.parametrize("change, field, text", [
-    ({"every": None}, None, "give cron or every"),
-    ({"cron": "0 0 * * *"}, None, "give cron or every"),
+    ({"every": None}, "body", "give cron or every"),
+    ({"cron": "0 0 * * *"}, "body", "give cron or every"),
     ({"every": "P0D"}, "every", "shorter than one second"),
     ({"every": "7 days"}, "every", "not an ISO-8601 duration"),
     ({"every": None, "cron": "0 25 * * *"}, "cron", "hour field"),
     ({"startAt": "tomorrow"}, "startAt", "ISO-8601 timestamp"),
-    ({"startAt": "1450-03-09T00:00:00Z", "endAt": "1450-03-08T00:00:00Z"}, None, "endAt is before"),
+    ({"startAt": "1450-03-09T00:00:00Z", "endAt": "1450-03-08T00:00:00Z"}, "body", "endAt is before"),
     ({"catchUp": "some"}, "catchUp", "'all', 'latest' or 'skip'"),
     ({"catchUpWindow": "PT"}, "catchUpWindow", "not an ISO-8601 duration"),
     ({"maxOccurrences": 0}, "maxOccurrences", "greater than or equal to 1"),
@@ -166,10 +166,15 @@ def test_unknown_type_invalid_payload_auth_and_missing_ids(client, campaign):
         response = getattr(client, method)(path, headers=AUTH, json={"paused": True})
         assert response.status_code == 404 and error_of(response)["code"] == "NOT_FOUND", path
     rid = post(client, market_day(campaign)).get_json()["id"]
-    for body, text in [({}, "nothing to change"), ({"cron": "@daily", "every": "P1D"}, "not both"),
-                       ({"paused": None}, "must not be null"), ({"paused": "yes"}, "boolean")]:
+    for body, text in [({"cron": "@daily", "every": "P1D"}, "not both"),
+                       ({"paused": None}, "boolean"), ({"paused": "yes"}, "boolean"),
+                       ({"priority": "5"}, "integer"), ({"priority": True}, "integer")]:
         r = client.patch(f"/api/v1/recurring/{rid}", json=body, headers=AUTH)
         assert r.status_code == 400 and text in error_of(r)["message"], body
+    # {} changes nothing: the recurring job as it is
+    before = client.get(f"/api/v1/recurring/{rid}", headers=AUTH).get_json()
+    r = client.patch(f"/api/v1/recurring/{rid}", json={}, headers=AUTH)
+    assert r.status_code == 200 and r.get_json() == before
 
 
 def test_an_idempotency_key_returns_the_first_and_refuses_another_request(client, campaign):
