@@ -199,3 +199,24 @@ def subscribers():
     running = RunningSubscribers()
     yield running
     running.stop()
+
+
+def pytest_collection_modifyitems(items):
+    """Give each test schemathesis generates its operation in its node id.
+
+    schemathesis gives all the tests of one ``schema.parametrize()`` the same node id;
+    pytest-xdist schedules by node id, so all but one of them would never run.
+    """
+    from collections import Counter
+
+    counts = Counter(item.nodeid for item in items)
+    for item in items:
+        label = getattr(item, "operation_label", None)
+        if label and counts[item.nodeid] > 1:
+            unique = f"{item.nodeid}[{label}]"
+            if hasattr(item, "_id"):  # pytest 9 keeps the id as a NodeId
+                from _pytest.nodeid import coerce_node_id
+
+                item._id = coerce_node_id(unique)
+            else:
+                item._nodeid = unique
