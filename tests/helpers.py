@@ -45,8 +45,13 @@ def stop_process(proc: subprocess.Popen, timeout=20):
 
 def start_role(command, env, log_path) -> subprocess.Popen:
     """``python -m scheduler_service *command`` as a child, its output in ``log_path``
-    (open as ``proc.log``; :func:`stop_roles` closes it)."""
-    log = open(log_path, "w+")
+    (open as ``proc.log``; :func:`stop_roles` closes it).
+
+    The file is opened for appending: the child shares the file's offset with
+    ``proc.log``, and a test that seeks to read it would otherwise move where the child
+    writes next, overwriting lines in the middle of the file."""
+    open(log_path, "w").close()
+    log = open(log_path, "a+")
     proc = subprocess.Popen([sys.executable, "-m", "scheduler_service", *command], env=env,
                             stdout=log, stderr=subprocess.STDOUT)
     proc.log = log

@@ -36,7 +36,7 @@ def test_dev_serves_the_stack_on_an_embedded_redis_and_the_demo_api_and_ctrl_c_s
     for name in ("REDIS_URL", "REDIS_SENTINELS", "REDIS_NAMESPACE", "SCHEDULER_API_TOKEN",
                  "REFERENCE_API_KEY", "API_URL", "API_SERVICE_ACCOUNT_TOKEN"):
         env.pop(name, None)
-    log = open(tmp_path / "dev.log", "w+")
+    log = open(tmp_path / "dev.log", "a+")  # appending: the child shares its offset
     proc = subprocess.Popen([sys.executable, "-m", "scheduler_service", "dev"], env=env,
                             stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{web_port}"

@@ -121,7 +121,7 @@ def test_a_heartbeat_past_its_age_or_of_another_host_is_not_healthy(child_env, s
     port = free_port()
     env = child_env("sample", REDIS_NAMESPACE=services.settings.redis_namespace, PORT=port,
                     HOST="127.0.0.1", LOG_FORMAT="json", SHUTDOWN_GRACE_S=2)
-    log = open(tmp_path / "run.log", "w+")
+    log = open(tmp_path / "run.log", "a+")  # appending: the child shares its offset
     proc = subprocess.Popen([sys.executable, "-m", "scheduler_service", "run"], env=env,
                             stdout=log, stderr=subprocess.STDOUT)
     try:

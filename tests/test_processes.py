@@ -28,7 +28,7 @@ def group_alive(pgid):
 def start_run_group(child_env, services, tmp_path, log_format):
     """``scheduler-service run`` on a free port, logging to a file; ``(process, port, log)``."""
     port = free_port()
-    log = open(tmp_path / "run.log", "w+")
+    log = open(tmp_path / "run.log", "a+")  # appending: the child shares its offset
     env = child_env("sample", PORT=port, HOST="127.0.0.1",
                     REDIS_NAMESPACE=services.settings.redis_namespace, LOG_FORMAT=log_format)
     proc = subprocess.Popen([sys.executable, "-m", "scheduler_service", "run"], env=env,
@@ -221,7 +221,7 @@ def test_no_secret_reaches_the_logs_health_or_metrics(child_env, services, tmp_p
     secrets = {"SCHEDULER_API_TOKEN": "sched-token-7f3a9c", "ADMIN_DASHBOARD_PASSWORD": "dash-pw-51e0",
                "ALERT_WEBHOOK_URL": f"http://127.0.0.1:{free_port()}/hook-secret-93b1"}
     port = free_port()
-    log = open(tmp_path / "run.log", "w+")
+    log = open(tmp_path / "run.log", "a+")  # appending: the child shares its offset
     env = child_env("sample", PORT=port, HOST="127.0.0.1", LOG_LEVEL="DEBUG",
                     REDIS_NAMESPACE=services.settings.redis_namespace, ADMIN_DASHBOARD_USER="ops",
                     **reference_api.client_env(), **secrets)

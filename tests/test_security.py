@@ -42,9 +42,10 @@ DASHBOARD_PASSWORD = f"dash-Wm2{_RUN}-basic"
 SECRETS = {"SCHEDULER_API_TOKEN": API_TOKEN, "API_SERVICE_ACCOUNT_TOKEN": API_KEY,
            "Redis password": REDIS_PASSWORD, "ADMIN_DASHBOARD_PASSWORD": DASHBOARD_PASSWORD}
 BASIC = "Basic " + base64.b64encode(f"{DASHBOARD_USER}:{DASHBOARD_PASSWORD}".encode()).decode()
-UNAUTHENTICATED = {"error": {"code": "UNAUTHENTICATED",
-                             "message": "send Authorization: Bearer <SCHEDULER_API_TOKEN>",
-                             "details": []}}
+#: The answer to a request without the right token (without the header, the detail says
+#: "missing"; with another one, it says what is expected).
+UNAUTHENTICATED = {"code": "UNAUTHENTICATED",
+                   "message": "send Authorization: Bearer <SCHEDULER_API_TOKEN>"}
 
 
 def forms(value: str) -> set[str]:
@@ -150,7 +151,9 @@ def test_every_api_route_refuses_requests_without_the_bearer_token(stack, how):
         answer = session.request(method, stack.url + path, headers=headers, params=params,
                                  data=data, timeout=10)
         assert answer.status_code == 401, (how, method, path, answer.status_code, answer.text[:300])
-        assert answer.json() == UNAUTHENTICATED, (how, method, path)
+        error = answer.json()["error"]
+        assert {k: error[k] for k in UNAUTHENTICATED} == UNAUTHENTICATED, (how, method, path)
+        assert [d["field"] for d in error["details"]] == ["Authorization"], (how, method, path)
     # and the right token in the header does get through
     answer = session.get(f"{stack.url}/api/v1/jobs", headers={"Authorization": f"Bearer {API_TOKEN}"},
                          timeout=10)
