@@ -6,6 +6,7 @@ and stops it), logging JSON lines that the tests read.
 import json
 import signal
 import time
+from datetime import datetime, timezone
 
 import pytest
 import requests
@@ -17,6 +18,7 @@ from scheduler_service.healthcheck import check
 from scheduler_service.services import build_services
 from scheduler_service.worker import EXIT_ABANDONED
 from helpers import start_role, stop_roles, wait_for
+from reference_fixtures import start_reference_api, stop_reference_api
 
 pytestmark = pytest.mark.slow
 
@@ -55,8 +57,23 @@ def procs():
     stop_roles(started)
 
 
+def since(proc, moment: datetime) -> list[dict]:
+    """The JSON lines the process wrote at or after ``moment``."""
+    return [r for r in records(proc) if datetime.fromisoformat(r["timestamp"]) >= moment]
+
+
+@pytest.fixture
+def own_reference_api(tmp_path):
+    """A reference API of the test's own, empty: the cron's sweeps find no campaign of
+    another test, so the only jobs the roles run are the test's."""
+    api = start_reference_api(tmp_path / "reference-api", "--seed", "none")
+    yield api
+    stop_reference_api(api)
+
+
 def test_every_role_waits_for_redis_at_start_up_then_works_and_logs_an_outage_once(
-        own_redis, procs, child_env, reference_api, tmp_path):
+        own_redis, procs, child_env, own_reference_api, tmp_path):
+    reference_api = own_reference_api
     web_port = free_port()
     env = child_env("sample", REDIS_URL=own_redis.url, LOG_FORMAT="json", LOG_LEVEL="INFO",
                     **reference_api.client_env(),
@@ -117,7 +134,7 @@ def test_every_role_waits_for_redis_at_start_up_then_works_and_logs_an_outage_on
         print(f"\nroles working {working_s:.1f}s after Redis started")
 
         # When Redis goes away for 6 s (longer than a worker heartbeat) while they run
-        before = {role: len(records(proc)) for role, proc in by_role.items()}
+        outage_began = datetime.now(timezone.utc)
         own_redis.stop()
         down_at = time.monotonic()
         wait_for(lambda: any("lost Redis" in r["message"] for r in records(by_role["worker"])),
@@ -126,7 +143,7 @@ def test_every_role_waits_for_redis_at_start_up_then_works_and_logs_an_outage_on
         own_redis.start()
         for role in ("worker", "pump"):
             wait_for(lambda: any("Redis is back" in r["message"]
-                                 for r in records(by_role[role])[before[role]:]),
+                                 for r in since(by_role[role], outage_began)),
                      timeout=30, message=f"the {role} to say Redis is back")
         job, _ = send_job(services, "PING", "SYSTEM")
         wait_for(lambda: services.jobs.get(job["id"])["state"] == "succeeded", timeout=30,
@@ -135,7 +152,7 @@ def test_every_role_waits_for_redis_at_start_up_then_works_and_logs_an_outage_on
         # (lines about the jobs run meanwhile, such as the subscriber's catch-up, aside)
         counts = {}
         for role, proc in by_role.items():
-            during = [r for r in records(proc)[before[role]:] if "job_id" not in r]
+            during = [r for r in since(proc, outage_began) if "job_id" not in r]
             counts[role] = len(during)
             if role in ("worker", "pump"):
                 lost = [r for r in during if "lost Redis" in r["message"]]
