@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (make install)")
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support import expected_conditions  # noqa: E402
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -56,11 +56,32 @@ def button(scope, label):
     return found
 
 
+def _replaced(page):
+    """A wait condition: ``page`` (the old document's root) is gone. Caught mid-replacement,
+    chromedriver may answer "does not belong to the document" instead of a stale element:
+    that is gone too."""
+
+    def gone(_browser):
+        try:
+            page.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as e:
+            if "does not belong to the document" in str(e):
+                return True
+            raise
+        return False
+
+    return gone
+
+
 def follow(browser, element):
     """Click a link or a form's button and wait until the page it leads to has replaced this one."""
     page = browser.find_element(By.TAG_NAME, "html")
     element.click()
-    WebDriverWait(browser, 20).until(expected_conditions.staleness_of(page))
+    WebDriverWait(browser, 20).until(_replaced(page))
+    WebDriverWait(browser, 20).until(
+        lambda b: b.execute_script("return document.readyState") == "complete")
 
 
 def notice(browser):
