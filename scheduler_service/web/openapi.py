@@ -186,7 +186,7 @@ _PARAM = re.compile(r"<(?:[a-z]+:)?([a-zA-Z_]+)>")
 
 _ERROR_TEXT = {400: "Invalid request", 401: "Missing or wrong bearer token", 404: "Not found",
                409: "Not allowed in the job's current state", 413: "Body over 64 KiB",
-               415: "Body is not JSON"}
+               414: "Request line over 4 KiB (a query string too long)", 415: "Body is not JSON"}
 
 
 def openapi_document() -> dict:
@@ -222,7 +222,10 @@ def openapi_document() -> dict:
             if model is not None:
                 entry["content"] = {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}
             op["responses"][str(status)] = entry
-        codes = [401] + ([400, 413, 415] if spec.body is not None else []) + ([400] if spec.query else [])
+        # Every route checks X-Actor (400) and the token (401); gunicorn refuses a request
+        # line over its limit (414) before any route, which only a query string can reach.
+        codes = ([400, 401] + ([413, 415] if spec.body is not None else [])
+                 + ([414] if spec.query else []))
         if "{" in path:
             codes.append(404)
         for status in sorted(set(codes)):

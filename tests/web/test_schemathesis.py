@@ -112,7 +112,11 @@ def test_every_operation_answers_as_documented_and_never_5xx(case, live):
     operation = f"{case.operation.method.upper()} {case.operation.path}"
     with_real_ids(case, CALLS[operation])
     CALLS[operation] += 1
-    response = case.call_and_validate(base_url=url, headers=AUTH, checks=CHECKS, timeout=20)
+    response = case.call(base_url=url, headers=AUTH, timeout=20)
+    # gunicorn refuses a request line over 4 KiB (a long generated query) with 414 before
+    # any route: a rejection, documented, that schemathesis' list of rejections lacks.
+    excluded = [negative_data_rejection] if response.status_code == 414 else []
+    case.validate_response(response, checks=CHECKS, excluded_checks=excluded)
     STATUSES[response.status_code] += 1
 
 
