@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
-
+from .ids import new_uuid
 from .jobtypes import MAX_PRIORITY, MIN_PRIORITY
 from .payloads import validate_payload
 
 
 def new_job_id() -> str:
     """A new job id (a UUID4 string)."""
-    return str(uuid.uuid4())
+    return new_uuid()
 
 
 def build_job(registry, job_type: str, campaign_id: str, payload=None, priority=None, job_id=None) -> dict:

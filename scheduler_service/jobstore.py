@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 from . import wire
 from .combining import Combiner
+from .redis_client import HeldConnection
 from .jobscripts import (  # noqa: F401
     AUDIT_MAXLEN, CREATE, CREATE_MANY, HISTORY_LIMIT, PUMP, REMEMBER_WORLD_TIME, TRANSITION,
 )
@@ -85,6 +86,8 @@ class JobStore:
         self._create_script = redis.register_script(CREATE)
         #: Creates from concurrent threads (web requests) share one call (group commit).
         self._create = Combiner(self._send_creates)
+        #: The combiner sends one call at a time: on a connection it keeps.
+        self._create_connection = HeldConnection(redis)
         self._create_many = redis.register_script(CREATE_MANY)
         self._pump = redis.register_script(PUMP)
         self._transition = redis.register_script(TRANSITION)
@@ -141,7 +144,7 @@ class JobStore:
         for call in calls:
             args.append(len(call))
             args.extend(call)
-        return self._create_script(args=args)
+        return self._create_script(args=args, client=self._create_connection.client())
 
     def create_many(self, entries, batch: int = 500) -> int:
         """Create many jobs (no idempotency keys), ``batch`` per Lua call; returns how many.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 #: The earliest instant a due time may have: 0001-01-01T00:00:00.000Z, in epoch ms.
@@ -37,8 +38,16 @@ def iso_ms(ms) -> str | None:
     except (TypeError, ValueError):
         shown = ms.decode(errors="replace") if isinstance(ms, bytes) else ms
         return f"invalid time: {shown}"
-    dt = _EPOCH + timedelta(milliseconds=value)
-    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    seconds, millis = divmod(value, 1000)
+    return f"{_iso_second(seconds)}.{millis:03d}Z"
+
+
+@lru_cache(maxsize=4096)
+def _iso_second(seconds: int) -> str:
+    """``YYYY-MM-DDTHH:MM:SS`` of an epoch second: a record shows a handful of distinct
+    seconds (created, updated, due), and most records are read near the time they were
+    written, so formatting is done once per second rather than once per field."""
+    return (_EPOCH + timedelta(seconds=seconds)).isoformat(timespec="seconds")[:19]
 
 
 def parse_iso_ms(text: str) -> int:

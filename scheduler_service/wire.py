@@ -22,10 +22,9 @@ The Redis message id of a job's message is ``<job id>#<nonce>``: the worker's fe
 from __future__ import annotations
 
 import json
-import os
-import uuid
 
 from . import queueing
+from .ids import new_uuid, random_hex
 
 #: Separates the job id from a nonce in a Redis message id.
 RID_SEPARATOR = "#"
@@ -67,7 +66,7 @@ def heartbeats_key(prefix: str) -> str:
 
 def new_rid(job_id: str) -> str:
     """A fresh Redis message id for a message of ``job_id``."""
-    return f"{job_id}{RID_SEPARATOR}{os.urandom(8).hex()}"
+    return f"{job_id}{RID_SEPARATOR}{random_hex(8)}"
 
 
 def job_id_of_rid(rid: str) -> str | None:
@@ -89,7 +88,7 @@ def encode_message(job: dict) -> tuple[str, str, str]:
     message = {
         "queue_name": queue, "actor_name": queueing.actor_name(job["type"], band),
         "args": [body], "kwargs": {}, "options": {"redis_message_id": rid},
-        "message_id": str(uuid.uuid4()),
+        "message_id": new_uuid(),
     }
     text = json.dumps(message, separators=(",", ":"))
     return queue, rid, text[:-1] + ',"message_timestamp":'

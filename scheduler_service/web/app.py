@@ -8,6 +8,7 @@ from .. import __version__
 from . import campaigns_api, clocks_api, health, jobs_api, metrics, recurring_api, schedules_api
 from .dashboard import mount_dashboard
 from .errors import register_error_handlers
+from .jsonio import OrjsonProvider
 
 
 def create_app(settings=None, services=None) -> Flask:
@@ -29,12 +30,12 @@ def create_app(settings=None, services=None) -> Flask:
     settings = services.settings
 
     app = Flask("scheduler_service")
+    app.json = OrjsonProvider(app)
     app.config.update(
         JSON_SORT_KEYS=False,
         MAX_CONTENT_LENGTH=64 * 1024,
         SCHEDULER_VERSION=__version__,
     )
-    app.json.sort_keys = False
     app.extensions["scheduler"] = services
 
     register_error_handlers(app)
