@@ -31,7 +31,7 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from . import wire
+from . import jsontext, wire
 from .combining import Combiner
 from .redis_client import HeldConnection
 from .jobscripts import (  # noqa: F401
@@ -144,7 +144,7 @@ class JobStore:
         for call in calls:
             args.append(len(call))
             args.extend(call)
-        return self._create_script(args=args, client=self._create_connection.client())
+        return self._create_connection.run_script(self._create_script, args)
 
     def create_many(self, entries, batch: int = 500) -> int:
         """Create many jobs (no idempotency keys), ``batch`` per Lua call; returns how many.
@@ -214,7 +214,7 @@ class JobStore:
             timer, due = "wall", run_at_ms
         fields = {
             "id": job["id"], "type": job["type"], "campaignId": job["campaignId"],
-            "payload": json.dumps(job["payload"]), "priority": job["priority"],
+            "payload": jsontext.dumps(job["payload"]), "priority": job["priority"],
             "runAt": "" if run_at_ms is None else run_at_ms,
             "runAtWorldTime": "" if run_at_world_ms is None else run_at_world_ms,
             "attempts": 0, "createdAt": now, "updatedAt": now,

@@ -41,6 +41,7 @@ import redis
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from .config import redact_url
+from .pids import current_pid
 
 logger = logging.getLogger(__name__)
 
@@ -130,17 +131,35 @@ class HeldConnection:
     def client(self) -> redis.Redis:
         """The client to send the next call on (not to be shared between threads)."""
         now = self.clock()
-        if self._client is not None and (now >= self._until or self._pid != os.getpid()):
+        if self._client is not None and (now >= self._until or self._pid != current_pid()):
             self.release()
         if self._client is None:
             self._client = redis.Redis(connection_pool=self.pool, single_connection_client=True)
-            self._pid, self._until = os.getpid(), now + self.hold_s
+            self._pid, self._until = current_pid(), now + self.hold_s
         return self._client
+
+    def run_script(self, script, args):
+        """Run ``script`` (registered with ``register_script``, no keys) with ``args``.
+
+        Sent as one ``EVALSHA`` straight on the held connection, without the client's
+        per-command layers (options, retry wrapper, response callbacks: ``EVALSHA`` has
+        none). A server that does not know the script (``NOSCRIPT``: a restarted or
+        promoted Redis) gets it through the ``Script`` object, which loads it and retries.
+        Errors are redis-py's own: the connection drops its socket on a connection error
+        or timeout, and the next call connects again.
+        """
+        client = self.client()
+        connection = client.connection
+        try:
+            connection.send_command("EVALSHA", script.sha, 0, *args)
+            return connection.read_response()
+        except redis.exceptions.NoScriptError:
+            return script(args=args, client=client)
 
     def release(self) -> None:
         """Give the connection back to its pool (a forked child just forgets its parent's)."""
         client, self._client = self._client, None
-        if client is not None and self._pid == os.getpid():
+        if client is not None and self._pid == current_pid():
             client.close()
 
 

@@ -15,7 +15,6 @@ import logging
 import os
 import shutil
 import socket
-import sys
 import tempfile
 
 from gunicorn import glogging, util
@@ -123,14 +122,18 @@ class _GunicornApp(BaseApplication):
 def multiprocess_metrics_dir() -> str:
     """A fresh directory for the workers' metric files, the process told to use it.
 
-    prometheus_client picks its value class once, at import, from the variable: when it
-    was imported before the variable was set, the choice is made again here.
+    prometheus_client picks its value class once, at import, from the variable, so the
+    choice is made again here. Its multiprocess values check the process id at every
+    change (a fork starts new files); they are given :func:`~scheduler_service.pids.current_pid`,
+    which answers without a system call, instead of ``os.getpid``.
     """
+    from prometheus_client import values
+
+    from .pids import current_pid
+
     folder = tempfile.mkdtemp(prefix="scheduler-web-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
-    values = sys.modules.get("prometheus_client.values")
-    if values is not None:
-        values.ValueClass = values.get_value_class()
+    values.ValueClass = values.MultiProcessValue(process_identifier=current_pid)
     return folder
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 
-from . import queueing
+from . import jsontext, queueing
 from .ids import new_uuid, random_hex
 
 #: Separates the job id from a nonce in a Redis message id.
@@ -90,7 +90,7 @@ def encode_message(job: dict) -> tuple[str, str, str]:
         "args": [body], "kwargs": {}, "options": {"redis_message_id": rid},
         "message_id": new_uuid(),
     }
-    text = json.dumps(message, separators=(",", ":"))
+    text = jsontext.dumps(message)
     return queue, rid, text[:-1] + ',"message_timestamp":'
 
 

@@ -113,6 +113,21 @@ def test_held_connection_in_a_forked_child_takes_its_own(redis_client):
     pool_client.connection_pool.disconnect()
 
 
+def test_run_script_sends_by_sha_and_loads_a_script_redis_forgot(redis_client):
+    pool_client = redis.Redis(connection_pool=redis.ConnectionPool(**redis_client.connection_pool.connection_kwargs))
+    held = HeldConnection(pool_client, hold_s=60.0, clock=Clock())
+    script = pool_client.register_script("return {ARGV[1], #ARGV}")
+    redis_client.script_flush()
+    assert held.run_script(script, ["a", "b", "c"]) == [b"a", 3]  # NOSCRIPT: loaded, retried
+    assert held.run_script(script, ["z"]) == [b"z", 1]  # now by its SHA
+    failing = pool_client.register_script("return redis.error_reply('BAD no such thing')")
+    with pytest.raises(redis.ResponseError, match="no such thing"):
+        held.run_script(failing, [])
+    assert held.run_script(script, ["again"]) == [b"again", 1]  # the connection is still good
+    held.release()
+    pool_client.connection_pool.disconnect()
+
+
 # -- JSON out ----------------------------------------------------------------------------
 @pytest.fixture
 def json_app():

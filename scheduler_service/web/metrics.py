@@ -209,7 +209,7 @@ def init_metrics(app, services):
     metrics are read from every worker's files; otherwise from this process.
     """
     http = CollectorRegistry(auto_describe=True)
-    metrics = PrometheusMetrics(app, registry=http, path=None, excluded_paths=["/metrics"])
+    metrics = PrometheusMetrics(app, registry=http, path=None)
     exposition = CollectorRegistry(auto_describe=False)
     folder = services.extras.get(MULTIPROCESS_DIR_KEY)
     if folder:
@@ -224,7 +224,10 @@ def init_metrics(app, services):
                       RecurringCollector(services)):
         exposition.register(collector)
 
+    # Scrapes are not counted: marked by the view rather than by ``excluded_paths``,
+    # which would match every request's path against a pattern.
     @app.get("/metrics")
+    @metrics.do_not_track()
     def prometheus_metrics():
         return Response(generate_latest(exposition), content_type=CONTENT_TYPE_LATEST)
 
