@@ -185,6 +185,23 @@ class JobsCollector:
         yield from (jobs, pending, per_campaign, overdue, workers)
 
 
+#: The ``path`` label of a request that no route matched.
+NO_ROUTE = "(no route)"
+
+
+def _route_pattern(request) -> str:
+    """The ``path`` label of the HTTP duration metric: the pattern of the route that served
+    the request (``/api/v1/jobs/<job_id>``), not the URL asked for, so that job ids and
+    unknown URLs cannot each add a series (a histogram's worth of them, in every worker's
+    file) without bound."""
+    rule = request.url_rule
+    return rule.rule if rule is not None else NO_ROUTE
+
+
+# prometheus-flask-exporter names the label after the function.
+_route_pattern.__name__ = "path"
+
+
 class InfoCollector:
     def collect(self):
         info = InfoMetricFamily("scheduler_service", "Scheduler service version.")
@@ -209,7 +226,7 @@ def init_metrics(app, services):
     metrics are read from every worker's files; otherwise from this process.
     """
     http = CollectorRegistry(auto_describe=True)
-    metrics = PrometheusMetrics(app, registry=http, path=None)
+    metrics = PrometheusMetrics(app, registry=http, path=None, group_by=_route_pattern)
     exposition = CollectorRegistry(auto_describe=False)
     folder = services.extras.get(MULTIPROCESS_DIR_KEY)
     if folder:

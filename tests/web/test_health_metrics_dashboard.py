@@ -76,6 +76,22 @@ def test_metrics_are_parseable_and_count_queues(client, services):
     assert any(name.startswith("flask_http_request") for name, _ in samples)
 
 
+def test_http_duration_is_labelled_by_route_not_by_url(client):
+    # Three job ids and two URLs no route has: one series for the route, one for "no route"
+    # (labelled by URL, every id and every probe of an unknown URL made a series of its own).
+    import uuid
+
+    headers = {"Authorization": "Bearer dev-token"}
+    for _ in range(3):
+        assert client.get(f"/api/v1/jobs/{uuid.uuid4()}", headers=headers).status_code == 404
+    for url in ("/nowhere", "/api/v1/nothing-here"):
+        assert client.get(url, headers=headers).status_code == 404
+    samples = metric_samples(client.get("/metrics").get_data(as_text=True))
+    paths = {dict(labels)["path"]: value for (name, labels), value in samples.items()
+             if name == "flask_http_request_duration_seconds_count"}
+    assert paths == {"/api/v1/jobs/<job_id>": 3, "(no route)": 2}
+
+
 def test_dashboard_redirects_bare_path_and_shows_every_queue(client, services):
     response = client.get("/admin/queues")
     assert response.status_code == 308
