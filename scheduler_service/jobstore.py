@@ -33,10 +33,10 @@ from dataclasses import dataclass
 
 from . import jsontext, wire
 from .combining import Combiner
-from .redis_client import HeldConnection
 from .jobscripts import (  # noqa: F401
     AUDIT_MAXLEN, CREATE, CREATE_MANY, HISTORY_LIMIT, PUMP, REMEMBER_WORLD_TIME, TRANSITION,
 )
+from .redis_client import HeldConnection
 from .times import MAX_TIME_MS, MIN_TIME_MS, iso_ms, now_ms, parse_iso_ms  # noqa: F401
 
 #: Scopes of idempotency keys: given over the REST API, or used by the service itself.

@@ -13,12 +13,13 @@ import json
 
 import orjson
 
-_PASSTHROUGH = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+#: Types orjson would write its own way, passed on (to ``default``, or to a TypeError).
+PASSTHROUGH = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
 def dumps(value) -> str:
     """``value`` as compact JSON text (UTF-8, no spaces)."""
     try:
-        return orjson.dumps(value, option=_PASSTHROUGH).decode()
+        return orjson.dumps(value, option=PASSTHROUGH).decode()
     except TypeError:  # orjson.JSONEncodeError is one
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False)

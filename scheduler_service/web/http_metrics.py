@@ -58,7 +58,7 @@ class HttpMetrics:
     def answered(self, response):
         req = request._get_current_object()
         started = req.__dict__.pop("metrics_started", None)
-        if started is None or any(mark in req.__dict__ for mark in _UNTRACKED):
+        if started is None or _untracked(req):
             return response
         self._count(req, str(response.status_code), perf_counter() - started)
         return response
@@ -69,7 +69,7 @@ class HttpMetrics:
         if exception is None:
             return
         req = request._get_current_object()
-        if any(mark in req.__dict__ for mark in _UNTRACKED):
+        if _untracked(req):
             return
         self.exceptions.labels(_method(req), "500").inc()
         started = req.__dict__.pop("metrics_started", None)
@@ -86,6 +86,10 @@ class HttpMetrics:
             self._children[key] = children
         children[0].observe(max(seconds, 0.0))
         children[1].inc()
+
+
+def _untracked(req) -> bool:
+    return any(mark in req.__dict__ for mark in _UNTRACKED)
 
 
 def _method(req) -> str:

@@ -15,9 +15,11 @@ from __future__ import annotations
 import orjson
 from flask.json.provider import DefaultJSONProvider
 
-#: Types orjson would write its own way, handed to ``default`` (Flask's rules) instead.
-_PASSTHROUGH = (orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
-                | orjson.OPT_PASSTHROUGH_SUBCLASS)
+from ..jsontext import PASSTHROUGH
+
+#: What orjson hands to ``default`` (Flask's rules): what the service's own JSON text passes
+#: on, and subclasses of built-in types too.
+_PASSTHROUGH = PASSTHROUGH | orjson.OPT_PASSTHROUGH_SUBCLASS
 
 
 class OrjsonProvider(DefaultJSONProvider):

@@ -231,8 +231,7 @@ def init_metrics(app, services):
                       RecurringCollector(services)):
         exposition.register(collector)
 
-    # Scrapes are not counted: marked by the view rather than by ``excluded_paths``,
-    # which would match every request's path against a pattern.
+    # Scrapes are not counted: the exporter's do_not_track mark, honoured by HttpMetrics.
     @app.get("/metrics")
     @metrics.do_not_track()
     def prometheus_metrics():
