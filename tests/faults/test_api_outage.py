@@ -1,9 +1,11 @@
 """The main API down for 30 s while 200 deferred effects are due, on real processes.
 
 Two worker processes, a timer pump and the web process run against the real Redis and a
-reference API of the test's own. The API process is stopped (connections refused) for
-:data:`OUTAGE_S` seconds, the jobs fall due meanwhile, and the API is then started again on
-the same port with the same database. The proof:
+reference API of the test's own. The API process is stopped (connections refused) for about
+:data:`OUTAGE_S` seconds (the new process's start-up time is estimated from the first one's,
+so the real length varies with the machine; the bound below is computed from the measured
+length), the jobs fall due meanwhile, and the API is then started again on the same port
+with the same database. The proof:
 
 * every effect executed exactly once, every job ``succeeded``, none dead-lettered;
 * the jobs parked on the open breaker back off: during the outage each job starts at most
@@ -174,7 +176,9 @@ def test_jobs_due_while_the_api_is_down_wait_for_it_and_all_run_once(api, roles,
     assert not any(r.get("deadLetter") for r in records)
     # and the parked jobs backed off: a bounded number of starts during the outage
     starts = starts_between(services, job_ids, int(down_at * 1000), int(up_at * 1000))
-    assert outage_s >= OUTAGE_S - 1
+    # (the back-off is only tested if the outage outlasted one breaker period: a half-open
+    # trial fell inside it)
+    assert outage_s > BREAKER_S + 5, f"the outage lasted only {outage_s:.1f}s"
     bound = start_bound(JOBS, outage_s, BREAKER_S, PROCESSES, THREADS,
                         services.settings.api_breaker_threshold)
     attempts = sorted(r["attempts"] for r in records)
