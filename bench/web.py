@@ -2,8 +2,9 @@
 
 One embedded Redis, one run, both servers up, loaded in turn:
 
-* **ours**: ``scheduler-service web`` with its defaults (gunicorn, gthread workers and
-  threads as the CLI's ``--workers`` and ``--threads`` defaults say), bound to 127.0.0.1;
+* **ours**: ``scheduler-service web`` with its defaults (gunicorn, the worker class of
+  ``WEB_WORKER_CLASS``, gevent unless the variable says otherwise, and the CLI's
+  ``--workers`` and ``--threads`` defaults), bound to 127.0.0.1;
   every request creates a due-now ``PING`` job (record, history, audit entry, Dramatiq
   message) with the bearer token of ``SCHEDULER_API_TOKEN``. No worker runs, so the jobs
   stay queued;
@@ -19,10 +20,22 @@ side reports its best round, so that load from elsewhere on a noisy machine fall
 sides alike rather than on whichever ran second. Targets:
 ours keeps at least half the hello-world rate, and its p99 latency is at most 50 ms.
 
-Run: ``.venv/bin/python bench/web.py`` (about 50 s with the default three rounds).
+Run: ``.venv/bin/python bench/web.py`` (about 50 s with the default three rounds);
+``WEB_WORKER_CLASS=gthread`` runs both servers with threaded workers.
 """
 
 from __future__ import annotations
+
+import sys
+
+if __name__ == "__main__" and "--serve-hello" in sys.argv:
+    # The hello-world server serves with the service's own worker class: patched for gevent
+    # before anything else is imported, as the service's entry point does.
+    import os
+
+    from scheduler_service.green import patch_for_command
+
+    patch_for_command(["web"], os.environ)
 
 import argparse
 import json
@@ -42,6 +55,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from scheduler_service.cli import web as web_command  # noqa: E402
 from scheduler_service.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
+from scheduler_service.green import (DEFAULT_WEB_WORKER_CLASS,  # noqa: E402
+                                     WEB_WORKER_CLASS_VARIABLE)
 
 import _reference  # noqa: E402
 import _results  # noqa: E402
@@ -51,6 +66,8 @@ JOB_BODY = json.dumps({"type": "PING", "campaignId": "bench"})
 HELLO_BODY = json.dumps({"hello": "world"})
 #: The CLI's defaults for ``scheduler-service web``, used for both servers.
 DEFAULTS = {p.name: p.default for p in web_command.params}
+#: The worker class both servers run with (the variable is passed to both).
+WORKER_CLASS = (os.environ.get(WEB_WORKER_CLASS_VARIABLE) or DEFAULT_WEB_WORKER_CLASS).lower()
 RATIO_TARGET, P99_TARGET_MS = 0.5, 50
 
 
@@ -78,6 +95,12 @@ def serve_hello(port: int) -> None:
     scheduler_service.web.create_app = lambda *args, **kwargs: hello_app()
     webserver.serve(load_settings(), None, "127.0.0.1", port, DEFAULTS["workers"],
                     DEFAULTS["threads"])
+
+
+def server_model() -> str:
+    """How both servers serve, for the output: workers, worker class, threads if any."""
+    threads = f" x {DEFAULTS['threads']} threads" if WORKER_CLASS == "gthread" else ""
+    return f"gunicorn {DEFAULTS['workers']} {WORKER_CLASS} workers{threads}"
 
 
 def wait_ready(proc, url, body, headers, expect, timeout=60.0):
@@ -141,7 +164,7 @@ def main(argv=None) -> int:
         try:
             print(f"web: {args.clients} keep-alive clients, {args.warmup:g} s warm-up + "
                   f"{args.seconds:g} s per round, {args.rounds} rounds per side taken in turn, "
-                  f"gunicorn {DEFAULTS['workers']} workers x {DEFAULTS['threads']} threads",
+                  f"{server_model()}",
                   flush=True)
             ours_port, hello_port = free_port(), free_port()
             procs.append(subprocess.Popen(
@@ -175,7 +198,7 @@ def main(argv=None) -> int:
               f"errors {figures['errors'] or 'none'}", flush=True)
     errors = {side: f["errors"] for side, f in (("ours", ours), ("hello", hello)) if f["errors"]}
     note = f"errors: {errors}" if errors else None
-    setting = (f"gunicorn {DEFAULTS['workers']} x {DEFAULTS['threads']} threads, "
+    setting = (f"{server_model()}, "
                f"{args.clients} keep-alive clients, best of {args.rounds}")
     rows = [
         _results.row(f"POST /api/v1/jobs (PING) req/s vs hello-world Flask POST, {setting}",

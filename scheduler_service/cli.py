@@ -13,6 +13,7 @@ import click
 from . import __version__
 from .config import DEFAULT_DEV_API_TOKEN, load_settings
 from .errors import ConfigError, PluginLoadError
+from .green import WEB_WORKER_CLASSES
 from .healthcheck import ROLES as HEALTH_ROLES
 from .logs import configure_logging
 
@@ -94,23 +95,28 @@ def cli():
 @click.option("--host", default=None, help="Interface to bind (default: HOST).")
 @click.option("--port", type=int, default=None, help="Port to bind (default: PORT, 9266).")
 @click.option("--workers", type=int, default=2, show_default=True, help="gunicorn worker processes.")
-@click.option("--threads", type=int, default=8, show_default=True, help="Threads per worker.")
-def web(host, port, workers, threads):
+@click.option("--threads", type=int, default=8, show_default=True,
+              help="Threads per worker (gthread workers only).")
+@click.option("--worker-class", type=click.Choice(WEB_WORKER_CLASSES, case_sensitive=False),
+              default=None, help="gevent or gthread (default: WEB_WORKER_CLASS, gevent).")
+def web(host, port, workers, threads, worker_class):
     """Serve the HTTP API: /health, /metrics, /api/v1, the console at /admin/ and
     /admin/queues (gunicorn)."""
     settings = _settings()
     registry = _checked_registry(settings)
-    from .webserver import BindError, check_bind, serve
+    from .webserver import BindError, GeventNotPatched, check_bind, serve, worker_class_option
 
     host, port = host or settings.host, port or settings.port
+    worker_class = (worker_class or settings.web_worker_class).lower()
     try:
         check_bind(host, port)
-    except BindError as e:
+        worker_class_option(worker_class)
+    except (BindError, GeventNotPatched) as e:
         click.echo(f"scheduler-service: {e}", err=True)
         logger.error("%s", e)
         sys.exit(EXIT_CONFIG)
     _wait_for_redis(settings, "web")
-    serve(settings, registry, host, port, workers, threads)
+    serve(settings, registry, host, port, workers, threads, worker_class)
 
 
 @cli.command()

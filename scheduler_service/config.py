@@ -21,6 +21,7 @@ from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
+from .green import DEFAULT_WEB_WORKER_CLASS, WEB_WORKER_CLASS_VARIABLE, WEB_WORKER_CLASSES
 
 ENVIRONMENTS = ("development", "production", "test")
 
@@ -232,6 +233,10 @@ FIELDS: tuple[Field, ...] = (
           "Interface the web process binds; set 0.0.0.0 to listen on every interface (the "
           "Docker image does)."),
     Field("PORT", "port", _int(1, 65535), DEFAULT_PORT, "Port of the web process."),
+    Field(WEB_WORKER_CLASS_VARIABLE, "web_worker_class", _choice(*WEB_WORKER_CLASSES),
+          DEFAULT_WEB_WORKER_CLASS,
+          "gunicorn worker class of the web process: gevent (one greenlet a request) or "
+          "gthread (a pool of --threads threads a worker); `web --worker-class` overrides it."),
     Field("REDIS_URL", "redis_url", _url("redis", "rediss", "unix", db_path=True), None,
           "Redis holding queues, timers and job records. Required in production unless "
           "REDIS_SENTINELS is set; elsewhere defaults to redis://localhost:6379/0, and `dev` "
@@ -376,6 +381,7 @@ class Settings:
     env: str = "development"
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
+    web_worker_class: str = DEFAULT_WEB_WORKER_CLASS
     redis_url: str = DEFAULT_REDIS_URL
     redis_url_explicit: bool = False
     #: Sentinel nodes ``((host, port), ...)``; empty when Redis is found through REDIS_URL.

@@ -125,10 +125,15 @@ def watch_parent(parent_pid: int, interval_s: float = PARENT_CHECK_S,
     should that not finish. Portable, unlike ``PR_SET_PDEATHSIG``, and it covers roles that
     fork further processes (gunicorn, Dramatiq) since each stops its own children.
     """
+    watcher = os.getpid()
 
     def watch():
         while os.getppid() == parent_pid:
             time.sleep(interval_s)
+        if os.getpid() != watcher:
+            # A forked child of the watched process (under gevent this "thread" is a
+            # greenlet, and greenlets live on in a fork): its own parent watches it.
+            return
         logger.warning("the supervising process %s is gone; stopping", parent_pid)
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(grace_s)

@@ -1,4 +1,8 @@
-"""Serving the web app with gunicorn (threaded workers), started from our own CLI.
+"""Serving the web app with gunicorn, started from our own CLI.
+
+The workers are gevent's by default (``WEB_WORKER_CLASS``; the process was patched at
+start, see :mod:`scheduler_service.green`) or gunicorn's threaded ones; either answers the
+requests gunicorn's parser refuses with the API's JSON error body.
 
 The HTTP metrics of the workers are kept in prometheus_client's multiprocess mode: each
 serve makes a fresh, empty directory of its own, points ``PROMETHEUS_MULTIPROC_DIR`` at it
@@ -90,8 +94,8 @@ def write_json_error(sock, status_int, reason, mesg):
     util.write_nonblock(sock, head.encode("latin-1") + body)
 
 
-class JsonErrorWorker(ThreadWorker):
-    """gunicorn's threaded worker, answering the requests its parser refuses in JSON.
+class _JsonErrors:
+    """Mixed into a gunicorn worker class: the requests its parser refuses are answered in JSON.
 
     gunicorn's limits stay in force (a request line over 4 KiB never reaches Python code
     of ours; no route of this API needs one that long); only their error page changes.
@@ -102,6 +106,44 @@ class JsonErrorWorker(ThreadWorker):
     def init_process(self):
         util.write_error = write_json_error
         super().init_process()
+
+
+class JsonErrorWorker(_JsonErrors, ThreadWorker):
+    """gunicorn's threaded worker (``gthread``), its parser's refusals answered in JSON."""
+
+
+def _gevent_worker_class():
+    """gunicorn's gevent worker with JSON refusals (imported only when chosen: its module
+    imports gevent)."""
+    from gunicorn.workers.ggevent import GeventWorker
+
+    return type("JsonErrorGeventWorker", (_JsonErrors, GeventWorker),
+                {"__doc__": "gunicorn's gevent worker, its parser's refusals answered in JSON."})
+
+
+class GeventNotPatched(SchedulerServiceError):
+    """The gevent worker class was chosen in a process that was not patched at its start."""
+
+
+def worker_class_option(worker_class: str):
+    """gunicorn's ``worker_class`` setting for ``gevent`` or ``gthread``.
+
+    Raises:
+        GeventNotPatched: ``gevent`` in a process not patched by
+            :func:`scheduler_service.green.patch_for_command` (patching this late would leave
+            Dramatiq and the sockets already made on the thread implementations).
+    """
+    from .green import is_patched
+
+    if worker_class == "gthread":
+        return JsonErrorWorker
+    if worker_class != "gevent":
+        raise ValueError(f"worker_class must be gevent or gthread, got {worker_class!r}")
+    if not is_patched():
+        raise GeventNotPatched(
+            "WEB_WORKER_CLASS=gevent needs the process patched when it starts: run it as "
+            "`scheduler-service web` or `python -m scheduler_service web`, or choose gthread")
+    return _gevent_worker_class()
 
 
 class _GunicornApp(BaseApplication):
@@ -137,13 +179,19 @@ def multiprocess_metrics_dir() -> str:
     return folder
 
 
-def serve(settings, registry, host, port, workers, threads):
-    """Run gunicorn until SIGINT/SIGTERM; each worker builds the app from ``settings``."""
+def serve(settings, registry, host, port, workers, threads, worker_class=None):
+    """Run gunicorn until SIGINT/SIGTERM; each worker builds the app from ``settings``.
+
+    ``worker_class`` is ``gevent`` (the process patched at start) or ``gthread`` with
+    ``threads`` threads a worker; ``settings.web_worker_class`` when not given.
+    """
     from .logs import configure_logging
     from .services import build_services
     from .web import create_app
     from .web.metrics import MULTIPROCESS_DIR_KEY
 
+    worker_class = worker_class or settings.web_worker_class
+    worker = worker_class_option(worker_class)
     metrics_dir = multiprocess_metrics_dir()
 
     def factory():
@@ -160,7 +208,7 @@ def serve(settings, registry, host, port, workers, threads):
     options = {
         "bind": f"{host}:{port}",
         "workers": workers,
-        "worker_class": f"{__name__}.JsonErrorWorker",
+        "worker_class": worker,
         "threads": threads,
         "timeout": 60,
         # On SIGTERM, requests in flight get SHUTDOWN_GRACE_S to finish.
@@ -172,7 +220,9 @@ def serve(settings, registry, host, port, workers, threads):
         "logger_class": _PropagatingLogger,
         "control_socket_disable": True,
         # Said once the sockets are bound, not before.
-        "when_ready": lambda _arbiter: logger.info("web listening on http://%s:%s", host, port),
+        "when_ready": lambda _arbiter: logger.info(
+            "web listening on http://%s:%s (%s %s worker(s)%s)", host, port, workers,
+            worker_class, f", {threads} threads each" if worker_class == "gthread" else ""),
         "child_exit": child_exit,
     }
     master = os.getpid()

@@ -195,7 +195,7 @@ class LiveWeb:
 
 @contextlib.contextmanager
 def live_web(redis_url: str, extra_env: dict, pythonpath: list, log_path, token: str):
-    """``scheduler-service web`` (one gunicorn worker, 8 threads) on a free port, in a
+    """``scheduler-service web`` (one gunicorn worker; 8 threads if gthread) on a free port, in a
     namespace of its own; yields a :class:`LiveWeb` and afterwards stops the process and
     removes the namespace's keys."""
     import os

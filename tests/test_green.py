@@ -1,0 +1,85 @@
+"""Choosing the web process's worker class before anything is imported (scheduler_service.green)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from scheduler_service.green import DEFAULT_WEB_WORKER_CLASS, web_worker_class
+from scheduler_service.webserver import GeventNotPatched, JsonErrorWorker, worker_class_option
+
+
+@pytest.mark.parametrize("args, environ, expected", [
+    (["web"], {}, DEFAULT_WEB_WORKER_CLASS),
+    (["web", "--port", "9000"], {"WEB_WORKER_CLASS": "gthread"}, "gthread"),
+    (["web", "--worker-class", "gthread"], {}, "gthread"),
+    (["web", "--worker-class=GThread"], {"WEB_WORKER_CLASS": "gevent"}, "gthread"),
+    (["web", "--worker-class", "gevent"], {"WEB_WORKER_CLASS": "gthread"}, "gevent"),
+    (["web", "--worker-class"], {"WEB_WORKER_CLASS": " GTHREAD "}, "gthread"),
+    (["web", "--", "--worker-class", "gthread"], {}, DEFAULT_WEB_WORKER_CLASS),
+    (["web", "--worker-class", "nope"], {}, "nope"),
+    (["worker", "--worker-class", "gevent"], {"WEB_WORKER_CLASS": "gevent"}, None),
+    (["dev"], {}, None),
+    ([], {}, None),
+])
+def test_the_worker_class_is_read_from_the_command_line_then_the_variable(args, environ, expected):
+    assert web_worker_class(args, environ) == expected
+
+
+def test_the_default_is_gevent():
+    assert DEFAULT_WEB_WORKER_CLASS == "gevent"
+
+
+def test_gevent_in_a_process_not_patched_at_start_is_refused_naming_the_variable():
+    # This test process was not patched: serving gevent here would leave Dramatiq and the
+    # sockets on their thread implementations.
+    with pytest.raises(GeventNotPatched, match="WEB_WORKER_CLASS=gevent .* gthread"):
+        worker_class_option("gevent")
+    assert worker_class_option("gthread") is JsonErrorWorker
+    with pytest.raises(ValueError, match="worker_class"):
+        worker_class_option("sync")
+
+
+def test_the_entry_point_patches_only_the_gevent_web_process():
+    probe = textwrap.dedent("""
+        import os, sys
+        from scheduler_service.green import is_patched, patch_for_command
+        print(patch_for_command(sys.argv[1:], os.environ), is_patched(),
+              "dramatiq" in sys.modules)
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "WEB_WORKER_CLASS"}
+
+    def run(*args, **extra):
+        out = subprocess.run([sys.executable, "-c", probe, *args], env={**env, **extra},
+                             capture_output=True, text=True, check=True)
+        return out.stdout.split()
+
+    assert run("web") == ["True", "True", "False"]
+    assert run("web", WEB_WORKER_CLASS="gthread") == ["False", "False", "False"]
+    assert run("worker") == ["False", "False", "False"]
+
+
+def test_a_parent_watch_inherited_by_a_fork_leaves_the_child_alone():
+    # Under gevent the parent-watch "thread" is a greenlet, and greenlets live on in a
+    # forked child (a gunicorn worker), whose parent is not the supervisor: it must not stop
+    # the child.
+    script = textwrap.dedent("""
+        from gevent import monkey; monkey.patch_all()
+        import os, sys, time
+        from scheduler_service.supervisor import watch_parent
+        watch_parent(os.getppid(), interval_s=0.05, grace_s=5)
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(0.5)  # several checks of the inherited watch
+            os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        print(os.waitstatus_to_exitcode(status))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "0", out.stderr
