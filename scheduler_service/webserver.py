@@ -141,8 +141,9 @@ def worker_class_option(worker_class: str):
         raise ValueError(f"worker_class must be gevent or gthread, got {worker_class!r}")
     if not is_patched():
         raise GeventNotPatched(
-            "WEB_WORKER_CLASS=gevent needs the process patched when it starts: run it as "
-            "`scheduler-service web` or `python -m scheduler_service web`, or choose gthread")
+            "the gevent worker class (WEB_WORKER_CLASS, --worker-class) needs the process "
+            "patched when it starts: run it as `scheduler-service web` or `python -m "
+            "scheduler_service web`, or choose gthread")
     return _gevent_worker_class()
 
 

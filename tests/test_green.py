@@ -37,7 +37,7 @@ def test_the_default_is_gevent():
 def test_gevent_in_a_process_not_patched_at_start_is_refused_naming_the_variable():
     # This test process was not patched: serving gevent here would leave Dramatiq and the
     # sockets on their thread implementations.
-    with pytest.raises(GeventNotPatched, match="WEB_WORKER_CLASS=gevent .* gthread"):
+    with pytest.raises(GeventNotPatched, match=r"gevent worker class \(WEB_WORKER_CLASS, --worker-class\) .* gthread"):
         worker_class_option("gevent")
     assert worker_class_option("gthread") is JsonErrorWorker
     with pytest.raises(ValueError, match="worker_class"):
