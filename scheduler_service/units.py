@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter, defaultdict
+from collections.abc import Callable
 
 from .errors import Conflict, PermanentJobError
 from .simulation import Entity, Unit, iso, simulate
@@ -199,12 +200,18 @@ def run_unit(ctx, settlement_id: str) -> dict:
         return {"outcome": "skipped", "settlementId": settlement_id,
                 "reason": "another job is bringing this unit up to date"}
     try:
-        return _run_locked(ctx, api, store, settlement_id)
+        result, follow_up = _run_locked(ctx, api, store, settlement_id)
     finally:
         store.unlock(settlement_id, ctx.job_id)
+    # The next job of the unit (its timer, or the continuation) is sent once the lock is
+    # free: one already due (the clock moved on meanwhile) may start at once, and would
+    # otherwise find the unit locked, skip, and leave it behind its clock with no timer.
+    follow_up()
+    return result
 
 
-def _run_locked(ctx, api, store, settlement_id) -> dict:
+def _run_locked(ctx, api, store, settlement_id) -> tuple[dict, Callable[[], None]]:
+    """Simulate and write back the unit; returns the job's result and what to send next."""
     pending = store.plan(settlement_id)
     if pending is not None:
         logger.info("finishing the plan a stopped job left for settlement %s", settlement_id)
@@ -217,7 +224,7 @@ def _run_locked(ctx, api, store, settlement_id) -> dict:
         if read is None:
             ctx.clear_timer(unit_key(settlement_id))
             return {"outcome": "skipped", "settlementId": settlement_id,
-                    "reason": f"settlement {settlement_id} does not exist"}
+                    "reason": f"settlement {settlement_id} does not exist"}, _nothing
         settlement, unit = read
         campaign = settlement.campaign_id
         if ctx.campaign_id not in ("SYSTEM", campaign):
@@ -239,17 +246,25 @@ def _run_locked(ctx, api, store, settlement_id) -> dict:
     first_structure = unit.structures[0].id if unit.structures else None
     job_type, payload = timer_job(ctx.services.registry, settlement_id, first_structure)
     if continued:
-        ctx.send_job(ctx.job_type, ctx.payload.model_dump(), campaign_id=campaign,
-                     idempotency_key=f"{ctx.job_id}:continue")
+        def follow_up():
+            ctx.send_job(ctx.job_type, ctx.payload.model_dump(), campaign_id=campaign,
+                         idempotency_key=f"{ctx.job_id}:continue")
     elif outcome.next_due_ms is not None and job_type is not None:
-        ctx.replace_timer(unit_key(settlement_id), job_type, payload, due_ms=outcome.next_due_ms,
-                          clock=clock.clock, campaign_id=campaign)
+        def follow_up():
+            ctx.replace_timer(unit_key(settlement_id), job_type, payload,
+                              due_ms=outcome.next_due_ms, clock=clock.clock, campaign_id=campaign)
+    else:
+        follow_up = _nothing
     return {"outcome": "simulated", "settlementId": settlement_id, "clock": clock.clock,
             "until": iso(clock.now_ms), "occurrences": outcome.occurrences,
             "written": [w["id"] for w in writes],
             "nextDue": iso(outcome.next_due_ms) if outcome.next_due_ms is not None else None,
             "warnings": [w["message"] for w in outcome.warnings], "steps": outcome.steps,
-            "continued": continued}
+            "continued": continued}, follow_up
+
+
+def _nothing() -> None:
+    pass
 
 
 def _due_world_time(ctx) -> int | None:

@@ -165,6 +165,42 @@ def test_a_job_stopped_between_the_settlement_and_a_structure_write_ends_as_one_
     assert read(reference_api, "settlement", broken["id"])["variables"]["resources"]["gold"] == 14
 
 
+def test_a_timer_already_due_when_it_is_placed_finds_the_unit_unlocked(services, reference_api):
+    # Given a unit whose job is finishing when the world clock moves past its next due time
+    camp, settlement, _ = world(reference_api)
+    sid = settlement["id"]
+    lock = f"{services.settings.redis_namespace}:unit:lock:{sid}"
+    seen = {}
+
+    class ClockMovesMeanwhile(JobContext):
+        def replace_timer(self, key, job_type, payload, *, due_ms, clock, campaign_id=None):
+            # the campaign advances past the next due time and the subscriber remembers it,
+            # so the timer is placed due now, and a second worker thread takes its job at once
+            moved = due_ms + 60 * 60_000
+            reference_api.advance(camp, datetime.fromtimestamp(moved / 1000, timezone.utc))
+            services.jobs.remember_world_time(camp, moved)
+            record = super().replace_timer(key, job_type, payload, due_ms=due_ms, clock=clock,
+                                           campaign_id=campaign_id)
+            seen["locked"] = bool(services.redis.exists(lock))
+            seen["state"] = services.jobs.get(record["id"])["state"]
+            seen["next"] = run_unit(context(services, sid, camp, job_id=record["id"]), sid)
+            return record
+
+    ctx = ClockMovesMeanwhile(job_id="finishing-job", job_type="SETTLEMENT_GROWTH",
+                              campaign_id=camp, payload=SettlementPayload(settlementId=sid),
+                              attempt=1, services=services)
+    # When the job places the timer
+    first = run_unit(ctx, sid)
+    # Then the timer's job found the unit free and brought it up to the new clock (before,
+    # the timer was placed under the finishing job's lock: the new job skipped, and the
+    # unit stayed behind its clock with no timer left)
+    assert first["outcome"] == "simulated" and seen["state"] == "queued"
+    assert seen["next"]["outcome"] == "simulated", seen["next"]
+    assert seen["locked"] is False
+    assert seen["next"]["occurrences"]["RESOURCE_GENERATION"] >= 1
+    assert services.jobs.keyed_timer(camp, unit_key(sid)) is not None
+
+
 def test_past_simulation_max_steps_a_job_continues_in_another(make_settings, reference_api,
                                                               redis_client):
     from dramatiq import Worker
