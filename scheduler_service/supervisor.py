@@ -16,6 +16,8 @@ import sys
 import threading
 import time
 
+from .green import is_patched
+
 logger = logging.getLogger(__name__)
 
 #: Seconds children get to finish after SIGTERM before SIGKILL.
@@ -116,7 +118,7 @@ def stop_event_on_signals(what: str = "stopping") -> threading.Event:
 
 
 def watch_parent(parent_pid: int, interval_s: float = PARENT_CHECK_S,
-                 grace_s: float = DEFAULT_GRACE_S) -> threading.Thread:
+                 grace_s: float = DEFAULT_GRACE_S) -> None:
     """Stop this process when ``parent_pid`` is no longer its parent.
 
     A daemon thread compares ``os.getppid()`` with ``parent_pid`` every ``interval_s``; once
@@ -124,22 +126,28 @@ def watch_parent(parent_pid: int, interval_s: float = PARENT_CHECK_S,
     SIGTERM, so the role shuts down the way it always does, and SIGKILL after ``grace_s``
     should that not finish. Portable, unlike ``PR_SET_PDEATHSIG``, and it covers roles that
     fork further processes (gunicorn, Dramatiq) since each stops its own children.
+
+    In a process gevent has patched (the web process), the thread is still an OS thread:
+    a greenlet "thread" would live on in every forked gunicorn worker, whose parent is not
+    the supervisor, and end there with a traceback from ``threading``.
     """
-    watcher = os.getpid()
+    sleep, start = time.sleep, None
+    if is_patched():
+        from gevent import monkey
+
+        sleep = monkey.get_original("time", "sleep")
+        start = monkey.get_original("_thread", "start_new_thread")
 
     def watch():
         while os.getppid() == parent_pid:
-            time.sleep(interval_s)
-        if os.getpid() != watcher:
-            # A forked child of the watched process (under gevent this "thread" is a
-            # greenlet, and greenlets live on in a fork): its own parent watches it.
-            return
+            sleep(interval_s)
         logger.warning("the supervising process %s is gone; stopping", parent_pid)
         os.kill(os.getpid(), signal.SIGTERM)
-        time.sleep(grace_s)
+        sleep(grace_s)
         logger.error("still running %ss after the supervisor died; killing this process", grace_s)
         os.kill(os.getpid(), signal.SIGKILL)
 
-    thread = threading.Thread(target=watch, name="parent-watch", daemon=True)
-    thread.start()
-    return thread
+    if start is not None:
+        start(watch, ())
+    else:
+        threading.Thread(target=watch, name="parent-watch", daemon=True).start()

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -83,3 +84,34 @@ def test_a_parent_watch_inherited_by_a_fork_leaves_the_child_alone():
                          timeout=30)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "0", out.stderr
+    assert "Traceback" not in out.stderr, out.stderr
+
+
+def test_the_web_process_under_a_supervisor_starts_its_workers_without_a_traceback(
+        redis_server, child_env, tmp_path):
+    # Given `web` started the way `dev` and `run` start it: watching its supervisor (here
+    # this test process), gevent workers forked from it
+    from scheduler_service.embedded_redis import free_port
+    from helpers import stop_process, wait_for
+
+    port = free_port()
+    env = child_env(REDIS_URL=redis_server.url, SCHEDULER_SUPERVISOR_PID=str(os.getpid()),
+                    LOG_LEVEL="INFO")
+    log = tmp_path / "web.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "scheduler_service", "web", "--port",
+                                 str(port), "--workers", "2"], env=env, stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: log.read_text().count("Booting worker") == 2 and
+                 "web listening on" in log.read_text(), timeout=60, message="two workers")
+        import requests
+        wait_for(lambda: requests.get(f"http://127.0.0.1:{port}/health", timeout=2).ok,
+                 timeout=30, message="/health")
+        time.sleep(0.5)  # a watch inherited by a worker would have ended by now (it checks at once)
+    finally:
+        stop_process(proc)
+    # Then no worker printed a traceback (a greenlet watch inherited by the fork did)
+    text = log.read_text()
+    assert "gevent worker(s)" in text
+    assert "Traceback" not in text and "KeyError" not in text, text[-3000:]
