@@ -31,6 +31,21 @@ def port_open(port, host="127.0.0.1"):
         return s.connect_ex((host, port)) == 0
 
 
+def over_long_request_line(url: str) -> tuple[bytes, bytes]:
+    """Send a request line over gunicorn's 4 KiB limit to the server at ``url`` on a raw
+    socket (no client would send one); returns the answer's head and body."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        sock.sendall(b"GET /api/v1/jobs/" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return head, body
+
+
 def stop_process(proc: subprocess.Popen, timeout=20):
     """SIGTERM, wait, then SIGKILL what did not stop; returns the exit code."""
     if proc.poll() is None:

@@ -10,14 +10,12 @@ or changed.
 from __future__ import annotations
 
 import json
-import socket
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 import pytest
 import requests
 
-from helpers import live_web, redis_state
+from helpers import live_web, over_long_request_line, redis_state
 
 TOKEN = "bad-input-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -211,13 +209,7 @@ def test_an_actor_is_stored_as_sent_in_utf8(live):
 def test_a_request_line_over_the_limit_gets_the_json_error_body(live):
     # gunicorn refuses it before the app; its answer still has the API's error body.
     api, _, _ = live
-    parts = urlsplit(api)
-    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
-        sock.sendall(b"GET /api/v1/jobs/" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
-        answer = b""
-        while chunk := sock.recv(65536):
-            answer += chunk
-    head, _, body = answer.partition(b"\r\n\r\n")
+    head, body = over_long_request_line(api)
     assert head.startswith(b"HTTP/1.1 414 ") and b"Content-Type: application/json" in head
     error = json.loads(body)["error"]
     assert error["code"] == "URI_TOO_LONG" and error["details"][0]["field"] == "request-line"

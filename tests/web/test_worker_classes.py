@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
-from urllib.parse import urlsplit
 
 import pytest
 import requests
 
-from helpers import live_web
+from helpers import live_web, over_long_request_line
 
 TOKEN = "worker-class-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -42,13 +40,7 @@ def test_each_worker_class_serves_the_api(variable, named, redis_server, plugin_
         assert [a.status_code for a in answers] == [201] * 20
         assert all(web.services.jobs.get(a.json()["id"])["state"] == "queued" for a in answers)
         # and a request line over gunicorn's limit gets the API's JSON error body
-        parts = urlsplit(web.url)
-        with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
-            sock.sendall(b"GET /api/v1/jobs/" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
-            answer = b""
-            while chunk := sock.recv(65536):
-                answer += chunk
-        head, _, body = answer.partition(b"\r\n\r\n")
+        head, body = over_long_request_line(web.url)
         assert head.startswith(b"HTTP/1.1 414 "), head
         assert json.loads(body)["error"]["code"] == "URI_TOO_LONG"
         # and /metrics counted the creates
