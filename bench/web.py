@@ -41,7 +41,6 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -55,8 +54,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from scheduler_service.cli import web as web_command  # noqa: E402
 from scheduler_service.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
-from scheduler_service.green import (DEFAULT_WEB_WORKER_CLASS,  # noqa: E402
-                                     WEB_WORKER_CLASS_VARIABLE)
+from scheduler_service.green import web_worker_class  # noqa: E402
 
 import _reference  # noqa: E402
 import _results  # noqa: E402
@@ -67,7 +65,7 @@ HELLO_BODY = json.dumps({"hello": "world"})
 #: The CLI's defaults for ``scheduler-service web``, used for both servers.
 DEFAULTS = {p.name: p.default for p in web_command.params}
 #: The worker class both servers run with (the variable is passed to both).
-WORKER_CLASS = (os.environ.get(WEB_WORKER_CLASS_VARIABLE) or DEFAULT_WEB_WORKER_CLASS).lower()
+WORKER_CLASS = web_worker_class(["web"], os.environ)
 RATIO_TARGET, P99_TARGET_MS = 0.5, 50
 
 

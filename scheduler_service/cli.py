@@ -107,7 +107,7 @@ def web(host, port, workers, threads, worker_class):
     from .webserver import BindError, GeventNotPatched, check_bind, serve, worker_class_option
 
     host, port = host or settings.host, port or settings.port
-    worker_class = (worker_class or settings.web_worker_class).lower()
+    worker_class = worker_class or settings.web_worker_class
     try:
         check_bind(host, port)
         worker_class_option(worker_class)

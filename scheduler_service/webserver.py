@@ -14,6 +14,7 @@ goes backwards when gunicorn replaces a worker.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -112,6 +113,7 @@ class JsonErrorWorker(_JsonErrors, ThreadWorker):
     """gunicorn's threaded worker (``gthread``), its parser's refusals answered in JSON."""
 
 
+@functools.cache
 def _gevent_worker_class():
     """gunicorn's gevent worker with JSON refusals (imported only when chosen: its module
     imports gevent)."""

@@ -9,9 +9,13 @@ import textwrap
 import time
 
 import pytest
+import requests
 
+from scheduler_service.embedded_redis import free_port
 from scheduler_service.green import DEFAULT_WEB_WORKER_CLASS, web_worker_class
+from scheduler_service.supervisor import PARENT_CHECK_S
 from scheduler_service.webserver import GeventNotPatched, JsonErrorWorker, worker_class_option
+from helpers import stop_process, wait_for
 
 
 @pytest.mark.parametrize("args, environ, expected", [
@@ -91,9 +95,6 @@ def test_the_web_process_under_a_supervisor_starts_its_workers_without_a_traceba
         redis_server, child_env, tmp_path):
     # Given `web` started the way `dev` and `run` start it: watching its supervisor (here
     # this test process), gevent workers forked from it
-    from scheduler_service.embedded_redis import free_port
-    from helpers import stop_process, wait_for
-
     port = free_port()
     env = child_env(REDIS_URL=redis_server.url, SCHEDULER_SUPERVISOR_PID=str(os.getpid()),
                     LOG_LEVEL="INFO")
@@ -105,10 +106,10 @@ def test_the_web_process_under_a_supervisor_starts_its_workers_without_a_traceba
     try:
         wait_for(lambda: log.read_text().count("Booting worker") == 2 and
                  "web listening on" in log.read_text(), timeout=60, message="two workers")
-        import requests
         wait_for(lambda: requests.get(f"http://127.0.0.1:{port}/health", timeout=2).ok,
                  timeout=30, message="/health")
-        time.sleep(0.5)  # a watch inherited by a worker would have ended by now (it checks at once)
+        # a watch inherited by a worker ends at its first check, a check interval after the fork
+        time.sleep(PARENT_CHECK_S + 0.5)
     finally:
         stop_process(proc)
     # Then no worker printed a traceback (a greenlet watch inherited by the fork did)
